@@ -1,0 +1,39 @@
+# Each target is self-sufficient on a fresh machine (Python 3.11 + a C compiler).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint bench demo browser clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: embedded Redis + sandbox bank + AS on http://127.0.0.1:8000 (Ctrl-C stops all)
+run: install
+	$(BIN)/python -m aggregator.runner
+
+## browser: Debian's Chromium for the end-to-end tests (Playwright drives it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## test: the whole suite against real Redis, real HTTP servers and headless Chromium
+test: install browser
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+## bench: benchmarks (not part of the tests)
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,85 @@
+"""The aggregating authorization server: ``create_app()`` builds one Flask application."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from aggregator.crypto import load_key_ring
+from aggregator.errors import register_error_handlers
+from aggregator.logs import configure_logging, init_access_log
+from aggregator.security import init_security
+from aggregator.services import Services
+from aggregator.sessions import RedisSessionInterface
+from aggregator.signing import SigningKeys
+from aggregator.store import Store
+from aggregator.store.plugin_cache import RedisPluginCache
+from aggregator.upstream.contract import PluginContext
+from aggregator.upstream.loader import load_plugins
+from config import ConfigError, Settings, load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Build the AS. ``config`` is Settings, an environment-like mapping, or None (os.environ)."""
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL: not set. `make run` starts an embedded Redis and sets it; "
+                          "otherwise point REDIS_URL at your Redis server.")
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config["SETTINGS"] = settings
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
+    store = Store.connect(settings.redis_url, keyring)
+    signing_keys = SigningKeys(store.signing_keys)
+    signing_keys.ensure()
+    svc = Services(settings, keyring, store, signing_keys)
+    app.extensions["aggregator"] = svc
+
+    def context_for(name: str) -> PluginContext:
+        return PluginContext(
+            issuer=settings.issuer,
+            callback_url=f"{settings.issuer}/connections/callback/{name}",
+            cache=RedisPluginCache(store.redis, keyring, name),
+            http_timeout=settings.upstream_timeout,
+        )
+
+    svc.plugins = load_plugins(settings, context_for)
+
+    app.session_interface = RedisSessionInterface(app)
+    init_security(app)
+    init_access_log(app)
+    register_error_handlers(app)
+    _register_blueprints(app)
+    app.add_template_filter(_datetime, "datetime")
+    return app
+
+
+def _datetime(timestamp: int | float | None) -> str:
+    if not timestamp:
+        return ""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from aggregator.accounts.views import bp as accounts
+    from aggregator.health import bp as health
+    from aggregator.introspection import init_introspection
+    from aggregator.oauth import init_oauth
+    from aggregator.registry.views import bp as registry
+
+    app.register_blueprint(health)
+    app.register_blueprint(accounts)
+    app.register_blueprint(registry)
+    init_oauth(app)
+    init_introspection(app)
+    for name, plugin in app.extensions["aggregator"].plugins.items():
+        extra = plugin.blueprint()
+        if extra is not None:
+            app.register_blueprint(extra, url_prefix=f"/plugins/{name}", name=f"plugin_{name}")

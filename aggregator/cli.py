@@ -1,0 +1,142 @@
+"""The ``aggregator`` command for operators (a Flask CLI group).
+
+Commands that need the store build the app from the environment, like the server does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from aggregator.services import services
+from config import ConfigError
+
+
+def _create_app() -> Flask:
+    from aggregator import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False)
+def main() -> None:
+    """Operate the aggregating authorization server."""
+
+
+@main.command("run")
+def run_command() -> None:
+    """Start embedded Redis (unless REDIS_URL is set), the sandbox bank and the AS."""
+    from aggregator.runner import main as run
+
+    sys.exit(run())
+
+
+# ---------------------------------------------------------------- people
+
+
+@main.group()
+def users() -> None:
+    """Manage people's accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.password_option(prompt="Password (at least 12 characters)")
+@with_appcontext
+def users_create(username: str, password: str) -> None:
+    from marshmallow import ValidationError
+
+    from aggregator.accounts.forms import SignupForm
+    from aggregator.accounts.passwords import hash_password
+    from aggregator.store.people import UsernameTaken
+
+    try:
+        form = SignupForm().load({"username": username, "password": password})
+    except ValidationError as exc:
+        raise click.UsageError(json.dumps(exc.messages)) from None
+    try:
+        person = services().store.people.create(form["username"], hash_password(form["password"]))
+    except UsernameTaken:
+        raise click.UsageError(f"username {username!r} is taken") from None
+    click.echo(json.dumps({"id": person.id, "username": person.username,
+                           "created_at": person.created_at}))
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    people = services().store.people.list()
+    click.echo(json.dumps([{"id": p.id, "username": p.username, "created_at": p.created_at}
+                           for p in people], indent=2))
+
+
+@users.command("delete")
+@click.argument("username")
+@click.confirmation_option(prompt="Delete this person, revoke their connections and grants?")
+@with_appcontext
+def users_delete(username: str) -> None:
+    from aggregator.accounts.lifecycle import delete_person
+
+    person = services().store.people.find_by_username(username)
+    if person is None:
+        raise click.UsageError(f"no person called {username!r}")
+    problems = delete_person(services(), person)
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(json.dumps({"deleted": person.username}))
+
+
+# ---------------------------------------------------------------- keys
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys (JWKS) and encryption keys."""
+
+
+@keys.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    """Add new signing keys; the old ones stay published until their tokens expire."""
+    new = services().signing_keys.rotate()
+    click.echo(json.dumps({"new_signing_keys": new}))
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    records = services().store.signing_keys.all()
+    click.echo(json.dumps([{"kid": r.kid, "alg": r.alg, "created_at": r.created_at,
+                            "retired_at": r.retired_at} for r in records], indent=2))
+
+
+@keys.command("new-encryption-key")
+def keys_new_encryption_key() -> None:
+    """Print a new ``kid:key`` item: prepend it to AGGREGATOR_ENCRYPTION_KEYS to rotate."""
+    from aggregator.crypto import KeyRing
+
+    click.echo(KeyRing.new_key_item())
+
+
+@keys.command("rotate-encryption")
+@with_appcontext
+def keys_rotate_encryption() -> None:
+    """Development key ring only: add a new primary key (old ones keep decrypting)."""
+    from aggregator.crypto import save_dev_key_ring
+
+    svc = services()
+    if svc.settings.encryption_keys:
+        raise click.UsageError("AGGREGATOR_ENCRYPTION_KEYS is set: prepend the output of "
+                               "`aggregator keys new-encryption-key` to it instead.")
+    ring = svc.keyring.rotated()
+    save_dev_key_ring(ring, svc.settings.data_dir)
+    click.echo(json.dumps({"primary": ring.primary, "keys": ring.key_ids}))

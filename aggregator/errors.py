@@ -1,0 +1,173 @@
+"""Typed protocol errors and the handlers that render them.
+
+Every error a client can cause is one of these classes, carrying its RFC error code and HTTP
+status. API endpoints answer with the RFC 6749 §5.2 JSON shape; the person's pages render the
+same error as a readable page. Unexpected exceptions become ``server_error`` without details.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("aggregator.errors")
+
+
+class ProtocolError(Exception):
+    """Base: ``error`` is the RFC code, ``status_code`` the HTTP status."""
+
+    error = "invalid_request"
+    status_code = 400
+    headers: dict[str, str] = {}
+
+    def __init__(self, description: str | None = None, **extra: Any) -> None:
+        super().__init__(description or self.error)
+        self.description = description
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(ProtocolError):
+    error = "invalid_request"
+
+
+class InvalidClient(ProtocolError):
+    error = "invalid_client"
+    status_code = 401
+    headers = {"WWW-Authenticate": 'Basic realm="aggregator"'}
+
+
+class InvalidGrant(ProtocolError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(ProtocolError):
+    error = "unauthorized_client"
+
+
+class InvalidScope(ProtocolError):
+    error = "invalid_scope"
+
+
+class AccessDenied(ProtocolError):
+    error = "access_denied"
+    status_code = 403
+
+
+class InvalidToken(ProtocolError):
+    error = "invalid_token"
+    status_code = 401
+
+
+class InvalidClientMetadata(ProtocolError):
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectUri(ProtocolError):
+    error = "invalid_redirect_uri"
+
+
+class NotFound(ProtocolError):
+    error = "not_found"
+    status_code = 404
+
+
+class MethodNotAllowed(ProtocolError):
+    error = "method_not_allowed"
+    status_code = 405
+
+
+class RequestTooLarge(ProtocolError):
+    error = "invalid_request"
+    status_code = 413
+
+
+class UnsupportedMediaType(ProtocolError):
+    error = "invalid_request"
+    status_code = 415
+
+
+class TooManyRequests(ProtocolError):
+    error = "slow_down"
+    status_code = 429
+
+
+class TemporarilyUnavailable(ProtocolError):
+    error = "temporarily_unavailable"
+    status_code = 503
+
+
+_HTTP_ERRORS: dict[int, type[ProtocolError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: RequestTooLarge,
+    415: UnsupportedMediaType,
+    429: TooManyRequests,
+}
+
+_HTTP_DESCRIPTIONS = {
+    400: "The request is malformed.",
+    404: "There is nothing at this address.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+    415: "Unsupported content type.",
+}
+
+
+def wants_html() -> bool:
+    """Pages (set by page blueprints) and browsers get HTML; API clients get JSON."""
+    if getattr(g, "html_errors", False):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes[
+        "application/json"
+    ]
+
+
+def render_error(exc: ProtocolError):
+    if wants_html():
+        message = exc.description or _HTTP_DESCRIPTIONS.get(exc.status_code, exc.error)
+        html = render_template("error.html", error=exc.error, message=message,
+                               status=exc.status_code)
+        return html, exc.status_code, {"Cache-Control": "no-store", **exc.headers}
+    response = jsonify(exc.body())
+    response.status_code = exc.status_code
+    response.headers.update(exc.headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ProtocolError)
+    def _protocol(exc: ProtocolError):
+        return render_error(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if exc.code and exc.code < 400:
+            return exc
+        cls = _HTTP_ERRORS.get(exc.code or 400, InvalidRequest)
+        typed = cls(_HTTP_DESCRIPTIONS.get(exc.code or 400, exc.description))
+        typed.status_code = exc.code or 400
+        response = render_error(typed)
+        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response = app.make_response(response)
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        typed = ProtocolError("The server could not complete the request.")
+        typed.error = "server_error"
+        typed.status_code = 500
+        return render_error(typed)

@@ -1,0 +1,23 @@
+"""Liveness and readiness probes for operators and orchestrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from aggregator.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up and serving requests."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready for traffic: Redis answers."""
+    if services().store.ping():
+        return jsonify(status="ready")
+    return jsonify(status="unavailable", error="redis unreachable"), 503

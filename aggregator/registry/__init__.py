@@ -1,0 +1,1 @@
+"""Resource registration: linking institutions through plugins, and the registrations' lifecycle."""

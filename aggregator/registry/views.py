@@ -1,0 +1,141 @@
+"""The person's connections: list, connect, callback, reconnect, remove."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+
+from aggregator.accounts.current import current_person, login_required, safe_next
+from aggregator.errors import AccessDenied, InvalidRequest, NotFound, TemporarilyUnavailable
+from aggregator.registry import service
+from aggregator.security import csrf_exempt
+from aggregator.services import services
+from aggregator.upstream.contract import (
+    InvalidLinkOptions,
+    LinkDenied,
+    LinkInvalid,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from aggregator.web import page_blueprint
+
+bp = page_blueprint("registry", __name__)
+
+
+def _protocol_error(exc: UpstreamError):
+    """Show a plugin failure to the person as a page with the right status."""
+    if isinstance(exc, LinkDenied):
+        return AccessDenied(exc.description)
+    if isinstance(exc, UpstreamUnavailable):
+        return TemporarilyUnavailable(exc.description)
+    if isinstance(exc, LinkInvalid | InvalidLinkOptions):
+        return InvalidRequest(exc.description)
+    error = InvalidRequest(exc.description)
+    error.status_code = 502
+    return error
+
+
+@bp.get("/connections")
+@login_required
+def list_connections():
+    person = current_person()
+    assert person is not None
+    registrations = service.refresh_statuses(services(), person)
+    plugins = services().plugins
+    names = {name: plugin.display_name for name, plugin in plugins.items()}
+    return render_template("connections.html", registrations=registrations, providers=names)
+
+
+@bp.get("/connections/new")
+@login_required
+def new_connection():
+    providers = []
+    for name, plugin in services().plugins.items():
+        try:
+            providers.append({"name": name, "display_name": plugin.display_name,
+                              "institutions": plugin.institutions(), "error": None})
+        except UpstreamError as exc:
+            providers.append({"name": name, "display_name": plugin.display_name,
+                              "institutions": [], "error": exc.description})
+    next_url = safe_next(request.args.get("next"), "/connections")
+    return render_template("connect.html", providers=providers, next=next_url)
+
+
+@bp.post("/connections/new")
+@login_required
+def start_connection():
+    person = current_person()
+    assert person is not None
+    provider = request.form.get("provider", "")
+    institution = request.form.get("institution", "")
+    if not provider or not institution:
+        raise InvalidRequest("Choose an institution to connect.")
+    try:
+        pending = service.begin_link(
+            services(), person, service.session_binding(session), provider, institution,
+            return_to=safe_next(request.form.get("next"), "/connections"),
+        )
+    except UpstreamError as exc:
+        raise _protocol_error(exc) from None
+    return redirect(pending.redirect_url, code=303)
+
+
+@bp.post("/connections/<registration_id>/reconnect")
+@login_required
+def reconnect(registration_id: str):
+    person = current_person()
+    assert person is not None
+    record = services().store.registrations.get(person.id, registration_id)
+    if record is None:
+        raise NotFound("That connection does not exist.")
+    try:
+        pending = service.begin_link(
+            services(), person, service.session_binding(session), record.provider,
+            record.institution_id, reconnect=record,
+        )
+    except UpstreamError as exc:
+        raise _protocol_error(exc) from None
+    return redirect(pending.redirect_url, code=303)
+
+
+@bp.route("/connections/callback/<provider>", methods=["GET", "POST"])
+@csrf_exempt  # protected by the single-use state bound to this session (RFC 6749 §10.12)
+@login_required
+def callback(provider: str):
+    params = request.form if request.method == "POST" else request.args
+    if request.method == "GET" and not params:
+        # Hybrid responses arrive in the URL fragment, which only the browser can read.
+        return render_template("fragment_relay.html", action=request.path)
+    person = current_person()
+    assert person is not None
+    try:
+        saved, return_to = service.complete_link(
+            services(), person, service.session_binding(session), provider,
+            {key: params.get(key, "") for key in params},
+        )
+    except UpstreamError as exc:
+        raise _protocol_error(exc) from None
+    flash("Connected " + ", ".join(r.institution_name for r in saved) + ".")
+    return redirect(return_to, code=303)
+
+
+@bp.post("/connections/remove")
+@login_required
+def remove():
+    person = current_person()
+    assert person is not None
+    registration_id = request.form.get("registration", "")
+    if not registration_id:
+        raise InvalidRequest("Choose the connection to remove.")
+    try:
+        record = service.remove_registration(services(), person, registration_id)
+    except KeyError:
+        raise NotFound("That connection does not exist (it may already be removed).") from None
+    except service.RemovalFailed as exc:
+        error = InvalidRequest(
+            "No app can use this connection any more, but the institution could not be told "
+            f"to revoke it ({exc}). Try removing it again later."
+        )
+        error.status_code = 502
+        raise error from None
+    flash(f"Removed {record.institution_name}. No app can reach it through us any more.")
+    return redirect(url_for("registry.list_connections"), code=303)

@@ -1,0 +1,94 @@
+"""Request hygiene shared by every endpoint: CSRF, secure headers, body limits, request ids."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, g, request, session
+
+from aggregator.errors import InvalidRequest
+
+F = TypeVar("F", bound=Callable)
+
+CSRF_FIELD = "csrf_token"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "img-src 'self' data: https:",
+    "style-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+])
+
+
+def csrf_exempt(view: F) -> F:
+    """Mark a client-authenticated API endpoint (no cookies involved) as exempt from CSRF."""
+    view._csrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use); templates call this."""
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _check_csrf() -> None:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or getattr(view, "_csrf_exempt", False):
+        return
+    expected = session.get("csrf")
+    supplied = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token")
+    if not expected or not supplied or not hmac.compare_digest(expected, supplied):
+        raise InvalidRequest("The form has expired or did not come from this site. "
+                             "Go back, reload the page and try again.")
+
+
+def client_ip() -> str:
+    if current_app.config["SETTINGS"].trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote_addr or "unknown"
+
+
+def init_security(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _request_id() -> None:
+        supplied = request.headers.get("X-Request-Id", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+
+    app.before_request(_check_csrf)
+
+    @app.after_request
+    def _headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if settings.secure_cookies:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if getattr(g, "no_store", False) or response.mimetype == "text/html":
+            headers["Cache-Control"] = "no-store"
+            headers["Pragma"] = "no-cache"
+        headers["X-Request-Id"] = getattr(g, "request_id", "")
+        return response

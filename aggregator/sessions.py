@@ -1,0 +1,76 @@
+"""Server-side sessions in Redis behind Flask's ``session`` object.
+
+The cookie carries only a random 256-bit id; Redis keeps the data under the id's SHA-256.
+Logging in calls :func:`rotate_session`, so an id planted before login is worthless after it
+(session fixation). Cookies are HttpOnly, SameSite=Lax, and ``__Host-`` + Secure under https.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Request, Response, session
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from aggregator.crypto import new_token
+
+
+class RedisSession(CallbackDict, SessionMixin):
+    def __init__(self, initial: dict[str, Any] | None = None, sid: str | None = None,
+                 new: bool = False) -> None:
+        def on_update(self_: RedisSession) -> None:
+            self_.modified = True
+
+        super().__init__(initial or {}, on_update)
+        self.sid = sid
+        self.new = new
+        self.modified = False
+        self.rotate = False
+        self.previous_sid: str | None = None
+
+
+class RedisSessionInterface(SessionInterface):
+    def __init__(self, app: Flask) -> None:
+        self.settings = app.config["SETTINGS"]
+        self.cookie_name = "__Host-session" if self.settings.secure_cookies else "aggregator_session"
+
+    def _store(self, app: Flask):
+        return app.extensions["aggregator"].store.sessions
+
+    def open_session(self, app: Flask, request: Request) -> RedisSession:
+        sid = request.cookies.get(self.cookie_name)
+        if sid and len(sid) < 100:
+            data = self._store(app).load(sid)
+            if data is not None:
+                return RedisSession(data, sid=sid)
+        return RedisSession(new=True)
+
+    def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:  # type: ignore[override]
+        store = self._store(app)
+        secure = self.settings.secure_cookies
+        if session.rotate and session.sid:
+            store.delete(session.sid)
+            session.sid = None
+        if not session:
+            if session.sid:
+                store.delete(session.sid)
+                response.delete_cookie(self.cookie_name, path="/", secure=secure,
+                                       samesite="Lax", httponly=True)
+            return
+        if not (session.modified or session.sid is None or session.rotate):
+            return
+        if session.sid is None:
+            session.sid = new_token()
+        store.save(session.sid, dict(session), self.settings.session_ttl)
+        response.set_cookie(
+            self.cookie_name, session.sid, max_age=self.settings.session_ttl, path="/",
+            secure=secure, httponly=True, samesite="Lax",
+        )
+        response.vary.add("Cookie")
+
+
+def rotate_session() -> None:
+    """Give the current session a new id at the next save (call on login)."""
+    session.rotate = True  # type: ignore[attr-defined]
+    session.modified = True

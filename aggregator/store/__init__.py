@@ -1,0 +1,85 @@
+"""Redis repositories, one per record kind. Only this package knows key names and TTLs."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import redis
+
+from aggregator.crypto import KeyRing
+from aggregator.store.grants import GrantRepository
+from aggregator.store.link_states import LinkStateRepository
+from aggregator.store.people import PeopleRepository
+from aggregator.store.registrations import RegistrationRepository
+from aggregator.store.sessions import SessionRepository
+from aggregator.store.signing_keys import SigningKeyRepository
+from aggregator.store.throttle import LoginThrottle
+
+
+class Store:
+    """The repositories over one Redis connection pool."""
+
+    def __init__(self, client: redis.Redis, keyring: KeyRing) -> None:
+        self.redis = client
+        self.keyring = keyring
+
+    @classmethod
+    def connect(cls, url: str, keyring: KeyRing) -> Store:
+        client = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        return cls(client, keyring)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    @cached_property
+    def people(self) -> PeopleRepository:
+        return PeopleRepository(self.redis, self.keyring)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self.redis, self.keyring)
+
+    @cached_property
+    def login_throttle(self) -> LoginThrottle:
+        return LoginThrottle(self.redis, self.keyring)
+
+    @cached_property
+    def signing_keys(self) -> SigningKeyRepository:
+        return SigningKeyRepository(self.redis, self.keyring)
+
+    @cached_property
+    def registrations(self) -> RegistrationRepository:
+        return RegistrationRepository(self.redis, self.keyring)
+
+    @cached_property
+    def link_states(self) -> LinkStateRepository:
+        return LinkStateRepository(self.redis, self.keyring)
+
+    @cached_property
+    def grants(self) -> GrantRepository:
+        return GrantRepository(self.redis, self.keyring)
+
+    # Repositories of the provider and of introspection, imported lazily so that this
+    # module stays importable while they are built.
+    @cached_property
+    def clients(self):  # -> aggregator.store.clients.ClientRepository
+        from aggregator.store.clients import ClientRepository
+
+        return ClientRepository(self.redis, self.keyring)
+
+    @cached_property
+    def tokens(self):  # -> aggregator.store.tokens.TokenRepository
+        from aggregator.store.tokens import TokenRepository
+
+        return TokenRepository(self.redis, self.keyring)
+
+    @cached_property
+    def audit(self):  # -> aggregator.store.audit.AuditRepository
+        from aggregator.store.audit import AuditRepository
+
+        return AuditRepository(self.redis, self.keyring)

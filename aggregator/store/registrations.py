@@ -1,0 +1,251 @@
+"""Registrations: a person's linked institutions, their encrypted upstream grants and tokens.
+
+The upstream grant (refresh token and the like) is one encrypted blob on the registration.
+Cached upstream access tokens live beside it, encrypted, one per scope set, expiring with the
+token. Every multi-key write is one MULTI/EXEC in the person's hash slot.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.store import keys
+from aggregator.store.base import Repository
+
+STATUSES = ("ok", "reauth_required", "expired", "error")
+
+
+@dataclass(frozen=True)
+class RegistrationRecord:
+    id: str
+    person_id: str
+    provider: str
+    institution_id: str
+    institution_name: str
+    external_id: str
+    endpoint: str
+    status: str
+    created_at: int
+    updated_at: int
+    icon_url: str | None = None
+    error: str | None = None
+    consent_expires_at: int | None = None
+    share_group: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    access_token: str
+    expires_at: int
+    token_type: str
+    scope: str | None
+
+
+class RegistrationRepository(Repository):
+    def _secrets_aad(self, person_id: str, registration_id: str) -> str:
+        return keys.registration(person_id, registration_id) + ":secrets"
+
+    def _token_aad(self, person_id: str, registration_id: str, scope_key: str) -> str:
+        return keys.upstream_token(person_id, registration_id, scope_key)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, person_id: str, registration_id: str) -> RegistrationRecord | None:
+        data = self.decode(self.redis.hgetall(keys.registration(person_id, registration_id)))
+        return self._record(data) if data else None
+
+    def list(self, person_id: str) -> list[RegistrationRecord]:
+        ids = [raw.decode() for raw in self.redis.smembers(keys.registrations(person_id))]
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for registration_id in ids:
+            pipe.hgetall(keys.registration(person_id, registration_id))
+        records = [self._record(self.decode(data)) for data in pipe.execute() if data]
+        return sorted(records, key=lambda r: (r.created_at, r.institution_name))
+
+    def find_external(self, person_id: str, provider: str, external_id: str) -> str | None:
+        found = self.redis.get(keys.registration_by_external(person_id, provider, external_id))
+        return found.decode() if found else None
+
+    def secrets(self, record: RegistrationRecord) -> dict[str, Any]:
+        blob = self.redis.hget(keys.registration(record.person_id, record.id), "secrets")
+        if not blob:
+            return {}
+        return self.keyring.decrypt_json(blob.decode(), self._secrets_aad(record.person_id, record.id))
+
+    def cached_token(self, person_id: str, registration_id: str, scope_key: str) -> CachedToken | None:
+        blob = self.redis.get(keys.upstream_token(person_id, registration_id, scope_key))
+        if not blob:
+            return None
+        data = self.keyring.decrypt_json(
+            blob.decode(), self._token_aad(person_id, registration_id, scope_key)
+        )
+        return CachedToken(**data)
+
+    # ------------------------------------------------------------------ writes
+
+    def save_linked(
+        self,
+        person_id: str,
+        provider: str,
+        *,
+        institution_id: str,
+        institution_name: str,
+        icon_url: str | None,
+        external_id: str,
+        endpoint: str,
+        secrets_value: dict[str, Any],
+        metadata: dict[str, Any],
+        consent_expires_at: int | None,
+        share_group: str | None,
+        token: CachedToken | None,
+        scope_key: str,
+        registration_id: str | None = None,
+    ) -> RegistrationRecord:
+        """Create a registration, or update ``registration_id`` (a reconnect or a relink).
+
+        The record, its secrets, the external-id index and the first cached token are written
+        in one transaction: a crash leaves either all of them or none.
+        """
+        now = self.now()
+        existing = self.get(person_id, registration_id) if registration_id else None
+        rid = existing.id if existing else secrets.token_urlsafe(12)
+        key = keys.registration(person_id, rid)
+        mapping = {
+            "id": rid,
+            "person_id": person_id,
+            "provider": provider,
+            "institution_id": institution_id,
+            "institution_name": institution_name,
+            "icon_url": icon_url or "",
+            "external_id": external_id,
+            "endpoint": endpoint,
+            "status": "ok",
+            "error": "",
+            "consent_expires_at": consent_expires_at or "",
+            "share_group": share_group or "",
+            "metadata": json.dumps(metadata, separators=(",", ":")),
+            "secrets": self.keyring.encrypt_json(secrets_value, self._secrets_aad(person_id, rid)),
+            "created_at": existing.created_at if existing else now,
+            "updated_at": now,
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        if existing and existing.external_id != external_id:
+            pipe.delete(keys.registration_by_external(person_id, provider, existing.external_id))
+        self._drop_tokens(pipe, person_id, rid)
+        pipe.hset(key, mapping=mapping)
+        pipe.sadd(keys.registrations(person_id), rid)
+        pipe.set(keys.registration_by_external(person_id, provider, external_id), rid)
+        if token is not None:
+            self._put_token(pipe, person_id, rid, scope_key, token)
+        pipe.execute()
+        return self.get(person_id, rid)  # type: ignore[return-value]
+
+    def store_refreshed(
+        self,
+        record: RegistrationRecord,
+        scope_key: str,
+        token: CachedToken,
+        secrets_value: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        """Persist a refresh's outcome atomically: rotated secrets first-class, then the token.
+
+        Called before the new access token is handed to anyone, so a rotated refresh token is
+        never lost (the upstream has already invalidated the old one).
+        """
+        key = keys.registration(record.person_id, record.id)
+        pipe = self.redis.pipeline(transaction=True)
+        update: dict[str, Any] = {"status": "ok", "error": "", "updated_at": self.now()}
+        if secrets_value is not None:
+            update["secrets"] = self.keyring.encrypt_json(
+                secrets_value, self._secrets_aad(record.person_id, record.id)
+            )
+        if metadata is not None:
+            update["metadata"] = json.dumps(metadata, separators=(",", ":"))
+        self._update_if_exists(pipe, key, update)
+        self._put_token(pipe, record.person_id, record.id, scope_key, token)
+        pipe.execute()
+
+    def set_status(
+        self,
+        record: RegistrationRecord,
+        status: str,
+        error: str | None = None,
+        consent_expires_at: int | None = None,
+    ) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown registration status {status!r}")
+        update: dict[str, Any] = {"status": status, "error": error or "", "updated_at": self.now()}
+        if consent_expires_at is not None:
+            update["consent_expires_at"] = consent_expires_at
+        pipe = self.redis.pipeline(transaction=True)
+        self._update_if_exists(pipe, keys.registration(record.person_id, record.id), update)
+        if status != "ok":
+            self._drop_tokens(pipe, record.person_id, record.id)
+        pipe.execute()
+
+    def delete(self, record: RegistrationRecord) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        self._drop_tokens(pipe, record.person_id, record.id)
+        pipe.delete(keys.registration(record.person_id, record.id))
+        pipe.delete(keys.registration_by_external(record.person_id, record.provider,
+                                                  record.external_id))
+        pipe.srem(keys.registrations(record.person_id), record.id)
+        pipe.execute()
+
+    # ------------------------------------------------------------------ helpers
+
+    # A registration removed while a refresh was in flight must stay removed.
+    _UPDATE_IF_EXISTS = """
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    redis.call('HSET', KEYS[1], unpack(ARGV))
+    return 1
+    """
+
+    def _update_if_exists(self, pipe: Any, key: str, update: dict[str, Any]) -> None:
+        flat: list[Any] = []
+        for name, value in update.items():
+            flat += [name, value]
+        pipe.eval(self._UPDATE_IF_EXISTS, 1, key, *flat)
+
+    def _put_token(self, pipe: Any, person_id: str, rid: str, scope_key: str,
+                   token: CachedToken) -> None:
+        ttl = token.expires_at - self.now()
+        if ttl <= 0:
+            return
+        blob = self.keyring.encrypt_json(token.__dict__, self._token_aad(person_id, rid, scope_key))
+        pipe.set(keys.upstream_token(person_id, rid, scope_key), blob, ex=ttl)
+        pipe.sadd(keys.upstream_tokens(person_id, rid), scope_key)
+
+    def _drop_tokens(self, pipe: Any, person_id: str, rid: str) -> None:
+        scope_keys = [raw.decode() for raw in self.redis.smembers(keys.upstream_tokens(person_id, rid))]
+        for scope_key in scope_keys:
+            pipe.delete(keys.upstream_token(person_id, rid, scope_key))
+        pipe.delete(keys.upstream_tokens(person_id, rid))
+
+    @staticmethod
+    def _record(data: dict[str, str]) -> RegistrationRecord:
+        return RegistrationRecord(
+            id=data["id"],
+            person_id=data["person_id"],
+            provider=data["provider"],
+            institution_id=data["institution_id"],
+            institution_name=data["institution_name"],
+            external_id=data["external_id"],
+            endpoint=data["endpoint"],
+            status=data.get("status") or "ok",
+            created_at=int(data["created_at"]),
+            updated_at=int(data["updated_at"]),
+            icon_url=data.get("icon_url") or None,
+            error=data.get("error") or None,
+            consent_expires_at=int(data["consent_expires_at"]) if data.get("consent_expires_at")
+            else None,
+            share_group=data.get("share_group") or None,
+            metadata=json.loads(data.get("metadata") or "{}"),
+        )

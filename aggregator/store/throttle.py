@@ -1,0 +1,31 @@
+"""Login throttling: failure counters per username and per client IP, expiring on their own."""
+
+from __future__ import annotations
+
+from aggregator.store import keys
+from aggregator.store.base import Repository
+
+
+class LoginThrottle(Repository):
+    #: (kind, allowed failures, window in seconds)
+    LIMITS = (("user", 5, 15 * 60), ("ip", 30, 15 * 60))
+
+    def blocked(self, username: str, ip: str) -> bool:
+        subjects = {"user": username.lower(), "ip": ip}
+        pipe = self.redis.pipeline(transaction=False)
+        for kind, _, _ in self.LIMITS:
+            pipe.get(keys.login_failures(kind, subjects[kind]))
+        counts = [int(value or 0) for value in pipe.execute()]
+        return any(count >= limit for count, (_, limit, _) in zip(counts, self.LIMITS, strict=True))
+
+    def record_failure(self, username: str, ip: str) -> None:
+        subjects = {"user": username.lower(), "ip": ip}
+        pipe = self.redis.pipeline(transaction=True)
+        for kind, _, window in self.LIMITS:
+            key = keys.login_failures(kind, subjects[kind])
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
+        pipe.execute()
+
+    def record_success(self, username: str) -> None:
+        self.redis.delete(keys.login_failures("user", username.lower()))

@@ -1,0 +1,1 @@
+"""Helpers for testing the aggregator and its plugins against real servers."""

@@ -1,0 +1,1 @@
+"""Upstream providers: the plugin contract (``contract``) and how plugins are found (``loader``)."""

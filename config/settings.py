@@ -1,0 +1,193 @@
+"""Parse and validate the environment into :class:`Settings`.
+
+Every variable is declared once in :class:`EnvironmentSchema`; an invalid value stops start-up
+with a message naming the variable and what it accepts. ``production`` mode adds the checks that
+keep development conveniences (generated keys, plain-HTTP issuers) out of a real deployment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+MODES = ("development", "test", "production")
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable server; the message says why."""
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if host in (None, ""):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CommaList(fields.Field):
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, list | tuple):
+            return [str(item).strip() for item in value if str(item).strip()]
+        if not isinstance(value, str):
+            raise ValidationError("Expected a comma-separated list.")
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class EnvironmentSchema(Schema):
+    """The environment variables the AS reads (names as they appear in the environment)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    AGGREGATOR_MODE = fields.String(load_default="development", validate=validate.OneOf(MODES))
+    AGGREGATOR_PORT = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
+    AGGREGATOR_HOST = fields.String(load_default="127.0.0.1")
+    SANDBOX_PORT = fields.Integer(load_default=8001, validate=validate.Range(1, 65535))
+    AGGREGATOR_ISSUER = fields.Url(load_default=None, require_tld=False, schemes={"http", "https"})
+    AGGREGATOR_DATA_DIR = fields.String(load_default="var")
+    REDIS_URL = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^(redis|rediss|unix)://", error="Must be a redis://, rediss:// "
+                                 "or unix:// URL."),
+    )
+    AGGREGATOR_PLUGINS = CommaList(load_default=lambda: ["sandbox"])
+    AGGREGATOR_INITIAL_ACCESS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
+    AGGREGATOR_ENCRYPTION_KEYS = fields.String(load_default=None)
+    AGGREGATOR_MAX_BODY_BYTES = fields.Integer(load_default=64 * 1024,
+                                               validate=validate.Range(1024, 10 * 1024 * 1024))
+    AGGREGATOR_LOG_LEVEL = fields.String(
+        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
+    )
+    AGGREGATOR_SESSION_TTL = fields.Integer(load_default=8 * 3600, validate=validate.Range(60))
+    AGGREGATOR_ACCESS_TOKEN_TTL = fields.Integer(load_default=600, validate=validate.Range(30, 86400))
+    AGGREGATOR_REFRESH_TOKEN_TTL = fields.Integer(load_default=30 * 86400, validate=validate.Range(60))
+    AGGREGATOR_REQUIRE_PAR = fields.Boolean(load_default=False)
+    AGGREGATOR_TOKEN_FRESHNESS = fields.Integer(load_default=60, validate=validate.Range(0, 3600))
+    AGGREGATOR_UPSTREAM_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
+    AGGREGATOR_TRUST_PROXY = fields.Boolean(load_default=False)
+    AGGREGATOR_WORKERS = fields.Integer(load_default=2, validate=validate.Range(1, 64))
+    AGGREGATOR_THREADS = fields.Integer(load_default=8, validate=validate.Range(1, 256))
+
+    @validates_schema
+    def _production_rules(self, data: dict[str, Any], **_: Any) -> None:
+        if data["AGGREGATOR_MODE"] != "production":
+            return
+        errors: dict[str, str] = {}
+        issuer = data.get("AGGREGATOR_ISSUER")
+        if not issuer:
+            errors["AGGREGATOR_ISSUER"] = "Required in production mode."
+        else:
+            parts = urlsplit(issuer)
+            if parts.scheme != "https" and not _is_loopback_host(parts.hostname):
+                errors["AGGREGATOR_ISSUER"] = "Must be https:// in production (http only on loopback)."
+        if not data.get("AGGREGATOR_ENCRYPTION_KEYS"):
+            errors["AGGREGATOR_ENCRYPTION_KEYS"] = (
+                "Required in production mode: generate one with `aggregator keys new-encryption-key`."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings for one AS process."""
+
+    mode: str
+    host: str
+    port: int
+    sandbox_port: int
+    issuer: str
+    data_dir: Path
+    redis_url: str | None
+    plugins: tuple[str, ...]
+    initial_access_token: str | None
+    encryption_keys: str | None
+    max_body_bytes: int
+    log_level: str
+    session_ttl: int
+    access_token_ttl: int
+    refresh_token_ttl: int
+    require_par: bool
+    token_freshness: int
+    upstream_timeout: float
+    trust_proxy: bool
+    workers: int
+    threads: int
+    #: the raw environment, so plugins can read their own prefixed variables
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    def plugin_environ(self, name: str) -> dict[str, str]:
+        """``{"client_id": ...}`` from ``NAME_CLIENT_ID=...`` for the plugin called ``name``."""
+        prefix = name.upper() + "_"
+        return {
+            key[len(prefix):].lower(): value
+            for key, value in self.environ.items()
+            if key.startswith(prefix) and value != ""
+        }
+
+
+def _describe(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_describe(value)}" for key, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(str(item) for item in messages)
+    return str(messages)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate ``environ`` (default: ``os.environ``); raise :class:`ConfigError` naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    # An empty variable means "use the default", except for the plugin list where it means none.
+    cleaned = {key: value for key, value in env.items()
+               if value != "" or key == "AGGREGATOR_PLUGINS"}
+    try:
+        data = EnvironmentSchema().load(cleaned)
+    except ValidationError as exc:
+        lines = [f"  {name}: {_describe(message)}" for name, message in sorted(exc.messages.items())]
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
+    issuer = (data["AGGREGATOR_ISSUER"] or f"http://127.0.0.1:{data['AGGREGATOR_PORT']}").rstrip("/")
+    return Settings(
+        mode=data["AGGREGATOR_MODE"],
+        host=data["AGGREGATOR_HOST"],
+        port=data["AGGREGATOR_PORT"],
+        sandbox_port=data["SANDBOX_PORT"],
+        issuer=issuer,
+        data_dir=Path(data["AGGREGATOR_DATA_DIR"]).resolve(),
+        redis_url=data["REDIS_URL"],
+        plugins=tuple(dict.fromkeys(data["AGGREGATOR_PLUGINS"])),
+        initial_access_token=data["AGGREGATOR_INITIAL_ACCESS_TOKEN"],
+        encryption_keys=data["AGGREGATOR_ENCRYPTION_KEYS"],
+        max_body_bytes=data["AGGREGATOR_MAX_BODY_BYTES"],
+        log_level=data["AGGREGATOR_LOG_LEVEL"],
+        session_ttl=data["AGGREGATOR_SESSION_TTL"],
+        access_token_ttl=data["AGGREGATOR_ACCESS_TOKEN_TTL"],
+        refresh_token_ttl=data["AGGREGATOR_REFRESH_TOKEN_TTL"],
+        require_par=data["AGGREGATOR_REQUIRE_PAR"],
+        token_freshness=data["AGGREGATOR_TOKEN_FRESHNESS"],
+        upstream_timeout=data["AGGREGATOR_UPSTREAM_TIMEOUT"],
+        trust_proxy=data["AGGREGATOR_TRUST_PROXY"],
+        workers=data["AGGREGATOR_WORKERS"],
+        threads=data["AGGREGATOR_THREADS"],
+        environ=env,
+    )
