@@ -28,7 +28,8 @@ def _gunicorn(app: str, bind: str, workers: int, threads: int, env: dict[str, st
         "--timeout", "60",
         "--log-level", "warning",
     ]
-    return subprocess.Popen(args, env=env)  # noqa: S603
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(args, env=env, cwd=root)  # noqa: S603
 
 
 def _wait_http(url: str, timeout: float) -> bool:

@@ -19,6 +19,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 MODES = ("development", "test", "production")
 
+#: Values shipped for local use (README, `make demo`); production refuses them.
+DEVELOPMENT_SECRETS = frozenset({"demo-initial-access-token"})
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable server; the message says why."""
@@ -97,6 +100,8 @@ class EnvironmentSchema(Schema):
             errors["AGGREGATOR_ENCRYPTION_KEYS"] = (
                 "Required in production mode: generate one with `aggregator keys new-encryption-key`."
             )
+        if data.get("AGGREGATOR_INITIAL_ACCESS_TOKEN") in DEVELOPMENT_SECRETS:
+            errors["AGGREGATOR_INITIAL_ACCESS_TOKEN"] = "A development value; set a random one."
         if errors:
             raise ValidationError(errors)
 

@@ -93,3 +93,77 @@ def upstream_tokens(person_id: str, registration_id: str) -> str:
 
 def registration_lock(person_id: str, registration_id: str) -> str:
     return f"reglock:{person_tag(person_id)}:{registration_id}"
+
+
+def registration_refresh_failure(person_id: str, registration_id: str) -> str:
+    """A failed refresh's outcome, left briefly for the requests that waited on its lock."""
+    return f"reglock-failed:{person_tag(person_id)}:{registration_id}"
+
+
+# audit of introspections that released upstream tokens (never token values)
+def audit_person(person_id: str) -> str:
+    return f"audit:{person_tag(person_id)}"
+
+
+AUDIT_ALL = "audit:all"
+
+
+# ---------------------------------------------------------------- the provider (apps' side)
+def client_tag(client_id: str) -> str:
+    return "{c:" + client_id + "}"
+
+
+def client(client_id: str) -> str:
+    return f"client:{client_tag(client_id)}"
+
+
+CLIENTS = "clients"
+
+
+def client_grants(client_id: str) -> str:
+    """``person_id:grant_id`` members: the grants to end when the client is deleted."""
+    return f"client-grants:{client_tag(client_id)}"
+
+
+def client_tokens(client_id: str) -> str:
+    """Client-credentials tokens of a client (no person, no grant)."""
+    return f"client-tokens:{client_tag(client_id)}"
+
+
+def client_assertion(client_id: str, jti_hash: str) -> str:
+    """A ``private_key_jwt`` assertion id seen once (RFC 7523 §3 replay protection)."""
+    return f"jti:{client_tag(client_id)}:{jti_hash}"
+
+
+# our tokens and codes, found by the SHA-256 of their value (the value itself is never stored)
+def access_token(token_hash: str) -> str:
+    return f"at:{token_hash}"
+
+
+def refresh_token(token_hash: str) -> str:
+    return f"rt:{token_hash}"
+
+
+def authorization_code(code_hash: str) -> str:
+    return f"code:{code_hash}"
+
+
+def grant_tokens(person_id: str, grant_id: str) -> str:
+    """Sorted set (score = expiry) of the token keys issued under a grant."""
+    return f"grant-tokens:{person_tag(person_id)}:{grant_id}"
+
+
+def token_family(person_id: str, family: str) -> str:
+    """Sorted set of the token keys descending from one authorization code."""
+    return f"token-family:{person_tag(person_id)}:{family}"
+
+
+# authorization requests in flight
+def pushed_request(uri_hash: str) -> str:
+    """A pushed authorization request (RFC 9126), by the SHA-256 of its request_uri."""
+    return f"par:{uri_hash}"
+
+
+def pending_authorization(id_hash: str) -> str:
+    """An authorization request waiting for the person (login, consent)."""
+    return f"authz:{id_hash}"

@@ -23,8 +23,8 @@ class LoginThrottle(Repository):
         pipe = self.redis.pipeline(transaction=True)
         for kind, _, window in self.LIMITS:
             key = keys.login_failures(kind, subjects[kind])
+            pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
             pipe.incr(key)
-            pipe.expire(key, window, nx=True)
         pipe.execute()
 
     def record_success(self, username: str) -> None:

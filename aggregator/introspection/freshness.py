@@ -1,0 +1,240 @@
+"""Fresh upstream tokens for a grant's registrations: cache, concurrent refresh, single-flight.
+
+For each registration the outcome is a token valid for at least ``token_freshness`` seconds,
+or the reason there is none. Cached tokens (encrypted, per registration and scope set) are used
+while fresh. The others are refreshed concurrently on a thread pool, each bounded by
+``upstream_timeout``, so a response waits for the slowest upstream rather than the sum, and one
+failing upstream only marks its own entry. A refresh runs under the registration's Redis lease
+(:mod:`.single_flight`): many introspections at once cause one upstream call, the others wait
+for its result. What the plugin returns, rotated refresh token included, is persisted in one
+transaction before the token is used (``RegistrationRepository.store_refreshed``); a refresh
+still runs to completion and is persisted when the response that asked for it has given up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from aggregator.introspection.single_flight import Lease, RefreshLocks
+from aggregator.registry.service import as_registration, scope_key
+from aggregator.services import Services
+from aggregator.store.registrations import CachedToken, RegistrationRecord
+from aggregator.upstream.contract import Person, UpstreamError, UpstreamUnavailable
+
+log = logging.getLogger("aggregator.introspection")
+
+#: refreshes running at once per process (across all requests)
+POOL_SIZE = 64
+
+NEEDS_PERSON = {
+    "reauth_required": "The connection needs to be renewed by the person.",
+    "expired": "The consent at the institution has expired; the person must renew it.",
+    "error": "The connection is not working; the person must reconnect it.",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One registration's result: ``status`` ok with a token, or a status and an error text."""
+
+    status: str
+    token: CachedToken | None = None
+    error: str | None = None
+
+
+def _ok(token: CachedToken) -> Outcome:
+    return Outcome("ok", token)
+
+
+def _failed(status: str, error: str) -> Outcome:
+    return Outcome(status, None, error)
+
+
+class FreshTokens:
+    """The introspection endpoint's source of upstream tokens (one per process)."""
+
+    def __init__(self, svc: Services, pool_size: int = POOL_SIZE) -> None:
+        self.svc = svc
+        self.freshness = svc.settings.token_freshness
+        self.timeout = svc.settings.upstream_timeout
+        timeout_ms = math.ceil(self.timeout * 1000)
+        self.locks = RefreshLocks(svc.store.redis, ttl_ms=timeout_ms + 2000,
+                                  max_hold_ms=10 * timeout_ms + 5000)
+        self.pool_size = pool_size
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_mutex = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        # created lazily, and again in a forked worker (threads do not survive a fork)
+        with self._pool_mutex:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="refresh")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    # ------------------------------------------------------------------ the fan-out
+
+    def collect(
+        self, person: Person, records: Iterable[RegistrationRecord], scopes: frozenset[str]
+    ) -> dict[str, Outcome]:
+        """Registration id -> outcome, within about ``upstream_timeout`` seconds."""
+        key = scope_key(scopes)
+        now = time.time()
+        outcomes: dict[str, Outcome] = {}
+        stale: dict[str, tuple[RegistrationRecord, CachedToken | None]] = {}
+        for record in records:
+            blocked = self._blocked(record, now)
+            if blocked is not None:
+                outcomes[record.id] = blocked
+                continue
+            cached = self.svc.store.registrations.cached_token(person.id, record.id, key)
+            if cached is not None and self._fresh(cached, now):
+                outcomes[record.id] = _ok(cached)
+            else:
+                stale[record.id] = (record, cached)
+        if stale:
+            deadline = time.monotonic() + self.timeout
+            futures: dict[Future[Outcome], RegistrationRecord] = {
+                self.pool.submit(self.refresh, person, record, scopes, seen, deadline): record
+                for record, seen in stale.values()
+            }
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            for future, record in futures.items():
+                if future.done():
+                    outcomes[record.id] = future.result()
+                else:
+                    outcomes[record.id] = self._timed_out(record)
+        return outcomes
+
+    def _blocked(self, record: RegistrationRecord, now: float) -> Outcome | None:
+        """Why no token can be had for ``record`` without the person, if so."""
+        if record.status != "ok":
+            return _failed(record.status, record.error or NEEDS_PERSON.get(record.status, ""))
+        if record.consent_expires_at is not None and record.consent_expires_at <= now:
+            return _failed("expired", NEEDS_PERSON["expired"])
+        if record.provider not in self.svc.plugins:
+            return _failed("error", f"The provider {record.provider!r} is not enabled on this server.")
+        return None
+
+    def _fresh(self, token: CachedToken, now: float) -> bool:
+        return token.expires_at - now >= self.freshness
+
+    def _usable(self, token: CachedToken | None, seen: CachedToken | None) -> bool:
+        """Fresh, or new since ``seen`` (an upstream whose tokens live shorter than the
+        freshness window cannot do better, and refreshing again would not help)."""
+        if token is None:
+            return False
+        now = time.time()
+        if self._fresh(token, now):
+            return True
+        return token.expires_at > now and (seen is None or token.access_token != seen.access_token)
+
+    def _timed_out(self, record: RegistrationRecord) -> Outcome:
+        return _failed("error", f"{record.institution_name} did not answer within "
+                                f"{self.timeout:g} seconds; try again later.")
+
+    # ------------------------------------------------------------------ one registration
+
+    def refresh(
+        self,
+        person: Person,
+        record: RegistrationRecord,
+        scopes: frozenset[str],
+        seen: CachedToken | None,
+        deadline: float,
+    ) -> Outcome:
+        """A fresh token for ``record``: refresh it under its lease, or wait for the holder."""
+        key = scope_key(scopes)
+        lease = self.locks.lease(person.id, record.id)
+        try:
+            while time.monotonic() < deadline:
+                if lease.acquire():
+                    try:
+                        return self._refresh_held(person, record, scopes, key, seen, lease)
+                    finally:
+                        lease.release()
+                holder = lease.holder()
+                if holder is None:
+                    continue  # released between our SET NX and GET: try again
+                if not self._await_release(lease, holder, deadline):
+                    return self._timed_out(record)
+                cached = self.svc.store.registrations.cached_token(person.id, record.id, key)
+                if self._usable(cached, seen):
+                    return _ok(cached)  # type: ignore[arg-type]
+                note = lease.failure_of(holder)
+                if note is not None:
+                    return _failed(note.status, note.error)
+                # the holder vanished without a result (it crashed): take over
+            return self._timed_out(record)
+        except Exception:  # a response must never fail because of one registration
+            log.exception("refresh failed", extra={"registration_id": record.id,
+                                                   "provider": record.provider})
+            return _failed("error", f"{record.institution_name} could not be reached; "
+                                    "try again later.")
+
+    def _await_release(self, lease: Lease, holder: str, deadline: float) -> bool:
+        """Poll until ``holder`` lets go of the lease; False at the deadline."""
+        pause = 0.005
+        while lease.holder() == holder:
+            if time.monotonic() + pause > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
+        return True
+
+    def _refresh_held(
+        self,
+        person: Person,
+        record: RegistrationRecord,
+        scopes: frozenset[str],
+        key: str,
+        seen: CachedToken | None,
+        lease: Lease,
+    ) -> Outcome:
+        registrations = self.svc.store.registrations
+        # Another holder may have finished (and rotated the secrets) just before we got the
+        # lease: look again at the cache and at the stored registration.
+        cached = registrations.cached_token(person.id, record.id, key)
+        if self._usable(cached, seen):
+            return _ok(cached)  # type: ignore[arg-type]
+        current = registrations.get(person.id, record.id)
+        if current is None:
+            return _failed("error", "The connection was removed.")
+        blocked = self._blocked(current, time.time())
+        if blocked is not None:
+            return blocked
+        plugin = self.svc.plugins[current.provider]
+        started = time.monotonic()
+        try:
+            result = plugin.access_token(as_registration(self.svc, current, person), scopes)
+        except UpstreamUnavailable as exc:
+            # transient: the entry says so, the registration keeps its status
+            lease.leave_failure("error", exc.description)
+            return _failed("error", exc.description)
+        except UpstreamError as exc:
+            registrations.set_status(current, exc.status, exc.description)
+            lease.leave_failure(exc.status, exc.description)
+            return _failed(exc.status, exc.description)
+        except Exception:
+            message = f"{current.institution_name} could not be reached; try again later."
+            lease.leave_failure("error", message)
+            raise
+        upstream = result.token
+        token = CachedToken(upstream.access_token, upstream.expires_at, upstream.token_type,
+                            upstream.scope)
+        # Persist first: the upstream may already have invalidated the old refresh token.
+        registrations.store_refreshed(current, key, token, result.secrets, result.metadata)
+        log.info("upstream token refreshed", extra={
+            "registration_id": current.id, "provider": current.provider,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        })
+        return _ok(token)

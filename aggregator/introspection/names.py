@@ -1,0 +1,26 @@
+"""Institution names as apps see them: unique per person, stable while registrations stay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aggregator.store.registrations import RegistrationRecord
+
+
+def unique_names(records: Iterable[RegistrationRecord]) -> dict[str, str]:
+    """Registration id -> its institution's name, with " (2)", " (3)"... on repeats.
+
+    Numbered over all of a person's registrations in the order they were made, so a name does
+    not depend on which registrations one grant covers.
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for record in sorted(records, key=lambda r: (r.created_at, r.id)):
+        name = record.institution_name
+        number = 1
+        while name in taken:
+            number += 1
+            name = f"{record.institution_name} ({number})"
+        taken.add(name)
+        names[record.id] = name
+    return names

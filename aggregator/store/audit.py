@@ -1,0 +1,90 @@
+"""Audit events: which app received which of a person's upstream tokens, and when.
+
+Each event goes to two capped Redis streams: the person's own (in their hash slot, so it is
+erased with them) and a global one for operators. Events name registrations and institutions,
+never token values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aggregator.store import keys
+from aggregator.store.base import Repository
+
+#: newest events kept per person, and in the operators' stream (approximate trimming)
+PERSON_CAP = 500
+GLOBAL_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One release of upstream tokens to an app."""
+
+    at: int
+    client_id: str
+    client_name: str
+    person_id: str
+    #: (registration id, institution name) of every token released
+    registrations: tuple[tuple[str, str], ...]
+    request_id: str | None = None
+    #: the stream entry id (empty before the event is stored)
+    id: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "client_id": self.client_id,
+            "client_name": self.client_name,
+            "person_id": self.person_id,
+            "registrations": [{"id": rid, "institution": name} for rid, name in self.registrations],
+            "request_id": self.request_id,
+        }
+
+
+class AuditRepository(Repository):
+    """Append-only, capped streams: ``audit:{u:<person>}`` and ``audit:all``."""
+
+    def append(self, event: AuditEvent) -> None:
+        fields = {
+            "at": event.at,
+            "client_id": event.client_id,
+            "client_name": event.client_name,
+            "person_id": event.person_id,
+            "registrations": json.dumps([list(pair) for pair in event.registrations],
+                                        separators=(",", ":")),
+            "request_id": event.request_id or "",
+        }
+        # Two slots (the person's and the global one), so no MULTI: one round trip, no atomicity
+        # needed between two independent logs.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(keys.audit_person(event.person_id), fields, maxlen=PERSON_CAP, approximate=True)
+        pipe.xadd(keys.AUDIT_ALL, fields, maxlen=GLOBAL_CAP, approximate=True)
+        pipe.execute()
+
+    def for_person(self, person_id: str, limit: int = 20) -> list[AuditEvent]:
+        """The person's newest events first."""
+        return self._read(keys.audit_person(person_id), limit)
+
+    def recent(self, limit: int = 20) -> list[AuditEvent]:
+        """Everyone's newest events first (the operators' stream)."""
+        return self._read(keys.AUDIT_ALL, limit)
+
+    def _read(self, key: str, limit: int) -> list[AuditEvent]:
+        entries = self.redis.xrevrange(key, count=max(1, limit))
+        return [self._event(entry_id, self.decode(data)) for entry_id, data in entries]
+
+    @staticmethod
+    def _event(entry_id: bytes | str, data: dict[str, str]) -> AuditEvent:
+        pairs = json.loads(data.get("registrations") or "[]")
+        return AuditEvent(
+            at=int(data["at"]),
+            client_id=data["client_id"],
+            client_name=data.get("client_name", ""),
+            person_id=data["person_id"],
+            registrations=tuple((rid, name) for rid, name in pairs),
+            request_id=data.get("request_id") or None,
+            id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        )

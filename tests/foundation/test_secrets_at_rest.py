@@ -1,0 +1,56 @@
+"""A scan of the whole store finds no plaintext password, token or secret."""
+
+from __future__ import annotations
+
+import redis
+
+from aggregator.store.registrations import CachedToken
+from tests.fixtures.aggregator import PersonAgent
+
+PASSWORD = "my very secret passphrase"
+REFRESH = "upstream-refresh-token-XYZ123"
+ACCESS = "upstream-access-token-ABC987"
+
+
+def _all_bytes(url: str) -> bytes:
+    client = redis.Redis.from_url(url)
+    dump = b""
+    for key in client.scan_iter(count=1000):
+        dump += key + b"\n"
+        kind = client.type(key)
+        if kind == b"string":
+            dump += client.get(key) or b""
+        elif kind == b"hash":
+            for field, value in client.hgetall(key).items():
+                dump += field + b"=" + value + b"\n"
+        elif kind == b"set":
+            dump += b"\n".join(client.smembers(key))
+        elif kind == b"zset":
+            dump += b"\n".join(client.zrange(key, 0, -1))
+        elif kind == b"list":
+            dump += b"\n".join(client.lrange(key, 0, -1))
+        elif kind == b"stream":
+            for _, fields in client.xrange(key):
+                dump += b"".join(k + v for k, v in fields.items())
+    return dump
+
+
+def test_no_plaintext_secret_in_redis(make_as, redis_url):
+    server = make_as()
+    agent = PersonAgent(server.url)
+    agent.signup("secretive", PASSWORD)
+    session_cookie = next(iter(agent.http.cookies.values()))
+    person = server.services.store.people.find_by_username("secretive")
+    server.services.store.registrations.save_linked(
+        person.id, "sandbox",
+        institution_id="astoria", institution_name="Bank of Astoria", icon_url=None,
+        external_id="8879874", endpoint="http://127.0.0.1:8001/astoria/users/8879874",
+        secrets_value={"refresh_token": REFRESH}, metadata={}, consent_expires_at=None,
+        share_group=None, token=CachedToken(ACCESS, 2_000_000_000, "Bearer", None), scope_key="*",
+    )
+    server.services.store.link_states.put("state-value-QWERTY", {"remember": {"verifier": "PKCE-V"}})
+    dump = _all_bytes(redis_url)
+    assert dump, "the store is populated"
+    for secret in (PASSWORD, REFRESH, ACCESS, session_cookie, "state-value-QWERTY", "PKCE-V"):
+        assert secret.encode() not in dump, f"{secret!r} is stored in plaintext"
+    assert b"$argon2id$" in dump, "passwords are argon2id hashes"
