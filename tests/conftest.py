@@ -10,6 +10,8 @@ from aggregator.testing.servers import reserve_port
 
 pytest_plugins = [
     "tests.fixtures.aggregator",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.moneyhub",
 ]
 
 
