@@ -31,7 +31,9 @@ def serve_wsgi(app, port: int = 0, host: str = "127.0.0.1") -> Iterator[LiveServ
     back to itself or to another live server) do not deadlock.
     """
     server = make_server(host, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll interval makes shutdown() (once per test server) quick
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield LiveServer(host, server.server_port, server)

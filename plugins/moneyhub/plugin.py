@@ -1,0 +1,509 @@
+"""The Moneyhub upstream plugin: Moneyhub bank connections as registrations.
+
+To Moneyhub this server is an API client ("partner", seed 000 use case 2): each of our people
+gets one Moneyhub user profile, and every bank they connect through Moneyhub is one connection
+of that user and one registration here. Moneyhub issues data tokens per *user*, not per
+connection, so a person's Moneyhub registrations form one share group: the consent page lets the
+person share all of them with an app, or none (see docs/moneyhub.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aggregator.upstream.contract import (
+    ConsentExpired,
+    Institution,
+    InvalidLinkOptions,
+    LinkDenied,
+    LinkedInstitution,
+    LinkInvalid,
+    LinkStart,
+    Person,
+    PluginContext,
+    ReauthRequired,
+    Registration,
+    StatusReport,
+    TokenResult,
+    UpstreamError,
+    UpstreamPlugin,
+    UpstreamToken,
+    UpstreamUnavailable,
+)
+from plugins.moneyhub import connections
+from plugins.moneyhub.authorization import AuthorizationRequest, Consent, months_before
+from plugins.moneyhub.config import CONNECTION_TYPES, MoneyhubConfig, MoneyhubSettings
+from plugins.moneyhub.data_scopes import moneyhub_scopes
+from plugins.moneyhub.id_tokens import IdTokenVerifier
+from plugins.moneyhub.identity import TOKEN_MARGIN, MoneyhubIdentity, OAuthFailure
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+log = logging.getLogger("plugins.moneyhub")
+
+CHOOSER_NAMES: dict[str, str] = {
+    "test": "Moneyhub test banks (choose at Moneyhub)",
+    "api": "Any Open Banking bank (choose at Moneyhub)",
+    "legacy": "Any other provider (choose at Moneyhub)",
+    "all": "Any bank (choose at Moneyhub)",
+}
+ERRORS_FOR_LATER = frozenset({"temporarily_unavailable", "server_error"})
+
+
+class MoneyhubPlugin(UpstreamPlugin):
+    """Moneyhub's identity service and Data API (seeds 000-003)."""
+
+    name = "moneyhub"
+    display_name = "Moneyhub"
+    config_schema = MoneyhubConfig
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        context: PluginContext,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(config, context)
+        self.settings = MoneyhubSettings(**config)
+        self.clock = clock
+        self.identity = MoneyhubIdentity(self.settings, context.cache, context.http_timeout, clock)
+
+    # ------------------------------------------------------------------ the chooser
+
+    def institutions(self) -> list[Institution]:
+        """The banks of the configured connection list, then Moneyhub's own chooser."""
+        kind = self.settings.connection_type
+        found = [self._institution(bank) for bank in self.identity.banks(kind)]
+        found.append(Institution(kind, CHOOSER_NAMES[kind], None,
+                                 "Pick your bank from Moneyhub's list"))
+        return found
+
+    def _institution(self, bank: dict[str, Any]) -> Institution:
+        icon = bank.get("iconUrl")
+        if isinstance(icon, str) and "/bank-icons/" in icon:
+            # seed 001: some banks have no icon; defaultIcon=true answers the generic one
+            icon += ("&" if "?" in icon else "?") + "defaultIcon=true"
+        kinds = [t.get("name") for t in bank.get("accountTypes") or [] if isinstance(t, dict)]
+        description = ", ".join(k for k in kinds if isinstance(k, str)) or None
+        return Institution(bank["id"], str(bank.get("name") or bank["id"]),
+                           icon if isinstance(icon, str) else None, description)
+
+    def _bank(self, bank_id: str) -> dict[str, Any] | None:
+        """A bank by id, looked up in the configured list first, then the others."""
+        order = [self.settings.connection_type,
+                 *(k for k in ("test", "api", "legacy") if k != self.settings.connection_type)]
+        for kind in order:
+            for bank in self.identity.banks(kind):
+                if bank["id"] == bank_id:
+                    return bank
+        return None
+
+    # ------------------------------------------------------------------ people
+
+    def _user_id(self, person: Person) -> str:
+        """The person's Moneyhub user, created on first use (``POST /users``) and reused."""
+        cache = self.context.cache
+        user_id = cache.get("user", person_id=person.id)
+        if user_id:
+            return user_id
+        user_id = self.identity.create_user(person.id)
+        if cache.add("user", user_id, person_id=person.id):
+            log.info("moneyhub user created", extra={"person_id": person.id})
+            return user_id
+        winner = cache.get("user", person_id=person.id)
+        if not winner:  # the other entry vanished meanwhile: ours will do
+            cache.set("user", user_id, person_id=person.id)
+            return user_id
+        # another request created the person's user meanwhile: keep that one only
+        try:
+            self.identity.delete_user(user_id)
+        except UpstreamError:
+            log.warning("duplicate moneyhub user left behind", extra={"person_id": person.id})
+        return winner
+
+    def forget_person(self, person: Person) -> None:
+        """Deleting a person deletes their Moneyhub user and its connections (``DELETE /users``)."""
+        user_id = self.context.cache.get("user", person_id=person.id)
+        if user_id:
+            self.identity.delete_user(user_id)
+            self.context.cache.delete(f"connections:{user_id}")
+        self.context.cache.delete("user", person_id=person.id)
+
+    # ------------------------------------------------------------------ linking
+
+    def begin_link(
+        self,
+        person: Person,
+        institution_id: str,
+        *,
+        state: str,
+        reconnect: Registration | None = None,
+    ) -> LinkStart:
+        """Check the request, push it as a signed request object (PAR), and point the browser
+        at Moneyhub with the ``request_uri``."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        if reconnect is not None:
+            request = self._renewal(reconnect)
+        else:
+            request = AuthorizationRequest(
+                scopes=(
+                    "openid",
+                    *(("offline_access",) if self.settings.offline_access else ()),
+                    self._bank_scope(institution_id),
+                ),
+                user_id="",
+                response_type=self.settings.response_type,
+                consent=self._consent(now),
+                category_type=self.settings.category_type,
+            )
+        request.check(now)  # before anything leaves the process
+        if not request.user_id:
+            request = replace(request, user_id=self._user_id(person))
+        return self.start(request, state=state)
+
+    def start(self, request: AuthorizationRequest, *, state: str) -> LinkStart:
+        """Push ``request`` (checked again here) and build the authorization URL."""
+        request.check(datetime.fromtimestamp(self.clock(), UTC))
+        nonce = secrets.token_urlsafe(24)
+        params: dict[str, Any] = {
+            "response_type": request.response_type,
+            "redirect_uri": self.context.callback_url,
+            "scope": " ".join(request.scopes),
+            "state": state,
+            "nonce": nonce,
+            "claims": request.claims(),
+        }
+        if request.journey == "connect":
+            # OIDC Core §11: offline_access is only honoured with prompt=consent
+            params["prompt"] = "consent"
+        verifier = None
+        if "code" in request.response_type and "S256" in self.identity.metadata().get(
+            "code_challenge_methods_supported", []
+        ):
+            verifier = secrets.token_urlsafe(48)
+            params["code_challenge"] = _s256(verifier)
+            params["code_challenge_method"] = "S256"
+        try:
+            request_uri = self.identity.push(self.identity.request_object(params))
+        except OAuthFailure as failure:
+            raise UpstreamError(failure.explain("start the connection")) from None
+        consent = request.consent.claim_value() if request.consent else None
+        return LinkStart(
+            self.identity.authorization_url(request_uri),
+            {
+                "journey": request.journey,
+                "response_type": request.response_type,
+                "nonce": nonce,
+                "code_verifier": verifier,
+                "user_id": request.user_id,
+                "connection_id": request.connection_id,
+                "requested_expiry": (consent or {}).get("expirationDateTime"),
+            },
+        )
+
+    def _bank_scope(self, institution_id: str) -> str:
+        """``id:<bank>`` for a listed bank, ``id:<type>`` for Moneyhub's own chooser."""
+        if institution_id == self.settings.connection_type and institution_id in CONNECTION_TYPES:
+            return f"id:{institution_id}"
+        listed = {bank["id"] for bank in self.identity.banks(self.settings.connection_type)}
+        if institution_id not in listed:
+            raise InvalidLinkOptions("Moneyhub does not offer that bank here.")
+        return f"id:{institution_id}"
+
+    def _consent(self, now: datetime) -> Consent | None:
+        """``mh:consent`` from the configuration (seed 003), or None for Moneyhub's defaults."""
+        s = self.settings
+        if not (s.consent_days or s.history_months or s.permissions or s.permissions_action):
+            return None
+        return Consent(
+            expiration=now + timedelta(days=s.consent_days) if s.consent_days else None,
+            transaction_from=months_before(now, s.history_months) if s.history_months else None,
+            permissions=tuple(s.permissions),
+            permissions_action=s.permissions_action,
+        )
+
+    def _renewal(self, registration: Registration) -> AuthorizationRequest:
+        """A reauth or refresh journey for the registration's connection (seed 001)."""
+        user_id = registration.metadata.get("moneyhub_user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise InvalidLinkOptions("This connection has no Moneyhub user; connect it again.")
+        try:
+            connection = self._connection(user_id, registration.external_id)
+        except UpstreamUnavailable:
+            connection = None  # the journey choice is a hint; reauth is the safe default
+        journey = connections.reconnect_journey(connection, self.clock())
+        return AuthorizationRequest(
+            scopes=("openid", journey),
+            user_id=user_id,
+            # seed 001: the id_token alone reports the outcome of these journeys
+            response_type="id_token",
+            connection_id=registration.external_id,
+            category_type=self.settings.category_type if journey == "reauth" else None,
+        )
+
+    def complete_link(
+        self,
+        person: Person,
+        params: Mapping[str, str],
+        remember: Mapping[str, Any],
+        *,
+        reconnect: Registration | None = None,
+    ) -> list[LinkedInstitution]:
+        """Verify Moneyhub's answer and turn the connection it names into a registration."""
+        _raise_for_error(params)
+        response_type = remember["response_type"]
+        user_id = remember["user_id"]
+        verifier = self._verifier()
+        code = (params.get("code") or None) if "code" in response_type else None
+        if "code" in response_type and not code:
+            raise LinkInvalid("Moneyhub sent no authorization code back.")
+        front = None
+        if "id_token" in response_type:
+            id_token = params.get("id_token")
+            if not id_token:
+                raise LinkInvalid("Moneyhub sent no id_token back.")
+            # OIDC Core §3.3.2.12: check the front-channel token before using the code
+            front = verifier.verify(id_token, nonce=remember["nonce"], sub=user_id, code=code,
+                                    state=params.get("state"))
+        refresh_token = None
+        if code is not None:
+            claims, refresh_token = self._exchange(code, remember, verifier)
+        else:
+            claims = front or {}
+        connection_id = claims.get("mh:con_id")
+        if not isinstance(connection_id, str) or not connection_id:
+            raise LinkInvalid("Moneyhub's id_token names no connection (mh:con_id).")
+        if remember["journey"] != "connect" and connection_id != remember["connection_id"]:
+            raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
+        if reconnect is not None:
+            if connection_id != reconnect.external_id:
+                raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
+            refresh_token = refresh_token or reconnect.secrets.get("refresh_token")
+        return [self._linked(user_id, connection_id, refresh_token, remember)]
+
+    def _exchange(
+        self, code: str, remember: Mapping[str, Any], verifier: IdTokenVerifier
+    ) -> tuple[dict[str, Any], str | None]:
+        """RFC 6749 §4.1.3 code exchange; the id_token must verify (OIDC Core §3.1.3.7)."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.context.callback_url,
+        }
+        if remember.get("code_verifier"):
+            form["code_verifier"] = remember["code_verifier"]
+        try:
+            tokens = self.identity.token(form)
+        except OAuthFailure as failure:
+            if failure.error in ("invalid_grant", "invalid_request"):
+                raise LinkInvalid(failure.explain("accept the authorization code")) from None
+            raise UpstreamError(failure.explain("accept the authorization code")) from None
+        if not isinstance(tokens.get("id_token"), str):
+            raise LinkInvalid("Moneyhub's token response has no id_token.")
+        claims = verifier.verify(tokens["id_token"], nonce=remember["nonce"],
+                                 sub=remember["user_id"], access_token=tokens["access_token"])
+        refresh = tokens.get("refresh_token")
+        return claims, refresh if isinstance(refresh, str) else None
+
+    def _linked(
+        self,
+        user_id: str,
+        connection_id: str,
+        refresh_token: str | None,
+        remember: Mapping[str, Any],
+    ) -> LinkedInstitution:
+        # seed 001: connection ids are "{bankId}:{uuid}"
+        bank_id = connection_id.split(":", 1)[0]
+        self.context.cache.delete(f"connections:{user_id}")  # it has a new member now
+        bank = connection = None
+        try:
+            # descriptive only: the link itself has succeeded, so failures here must not lose it
+            bank = self._bank(bank_id) if ":" in connection_id else None
+            connection = self._connection(user_id, connection_id)
+        except UpstreamError:
+            log.warning("bank or connection details unavailable after linking")
+        name = (bank or {}).get("name") or (connection or {}).get("name") or "Moneyhub connection"
+        expiry = connections.expires_at(connection) if connection else None
+        if expiry is None and remember.get("requested_expiry"):
+            expiry = connections.expires_at({"expiresAt": remember["requested_expiry"]})
+        institution = (self._institution(bank) if bank
+                       else Institution(bank_id, str(name), None, None))
+        return LinkedInstitution(
+            institution=institution,
+            external_id=connection_id,
+            endpoint=self.settings.data_api_url,
+            secrets={"refresh_token": refresh_token} if refresh_token else {},
+            metadata={
+                "moneyhub_user_id": user_id,
+                "bank_id": bank_id,
+                "bank_ref": (bank or {}).get("bankRef"),
+                "connection_type": (bank or {}).get("type"),
+            },
+            consent_expires_at=expiry,
+            share_group=share_group(user_id),
+        )
+
+    def _verifier(self) -> IdTokenVerifier:
+        metadata = self.identity.metadata()
+        return IdTokenVerifier(
+            issuer=self.settings.issuer,
+            client_id=self.settings.client_id,
+            keys=self.identity.jwks,
+            algorithms=metadata.get("id_token_signing_alg_values_supported"),
+            clock=self.clock,
+        )
+
+    # ------------------------------------------------------------------ data access
+
+    def access_token(self, registration: Registration, scopes: frozenset[str]) -> TokenResult:
+        """A data token for the person's Moneyhub user, limited to the mapped ``scopes``.
+
+        The connection must be healthy at Moneyhub; a held refresh token is renewed first, so a
+        revoked grant surfaces here. The data token itself comes from the client-credentials
+        grant with ``sub`` (seed 001): it is shared by the user's connections and cached.
+        """
+        wanted = moneyhub_scopes(scopes)
+        if not wanted:
+            raise UpstreamError("No Moneyhub data scope matches what the app was granted.")
+        user_id = _user_of(registration)
+        report = connections.status_of(
+            self._connection(user_id, registration.external_id), self.clock()
+        )
+        if report.status == "reauth_required":
+            raise ReauthRequired(report.error or connections.GONE)
+        if report.status == "expired":
+            raise ConsentExpired(report.error or "The consent at Moneyhub has expired.")
+        if report.status != "ok":
+            raise UpstreamError(report.error or "Moneyhub reports a problem with this connection.")
+        new_secrets = self._renew_grant(registration)
+        return TokenResult(self._data_token(registration.person, user_id, wanted),
+                           secrets=new_secrets)
+
+    def _renew_grant(self, registration: Registration) -> dict[str, Any] | None:
+        """RFC 6749 §6 refresh when the registration holds a refresh token (offline_access)."""
+        refresh_token = registration.secrets.get("refresh_token")
+        if not refresh_token:
+            return None
+        try:
+            body = self.identity.token({"grant_type": "refresh_token",
+                                        "refresh_token": refresh_token})
+        except OAuthFailure as failure:
+            if failure.error == "invalid_grant":
+                raise ReauthRequired("Moneyhub no longer honours this connection's grant; "
+                                     "reconnect it.") from None
+            raise UpstreamError(failure.explain("renew the connection's grant")) from None
+        rotated = body.get("refresh_token")
+        if isinstance(rotated, str) and rotated != refresh_token:
+            return {**registration.secrets, "refresh_token": rotated}
+        return None
+
+    def _data_token(self, person: Person, user_id: str, scopes: tuple[str, ...]) -> UpstreamToken:
+        """Client credentials with ``sub`` (seed 001), cached per user and scope set."""
+        key = f"data:{user_id}:{' '.join(scopes)}"
+        cached = self.context.cache.get(key, person_id=person.id)
+        if cached and cached["expires_at"] - self.clock() > TOKEN_MARGIN:
+            return UpstreamToken(cached["access_token"], cached["expires_at"], "Bearer",
+                                 cached["scope"])
+        try:
+            body = self.identity.client_credentials(scopes, sub=user_id)
+        except OAuthFailure as failure:
+            if failure.error in ("invalid_grant", "invalid_request"):
+                raise ReauthRequired("Moneyhub no longer knows this person's profile; "
+                                     "connect the bank again.") from None
+            raise UpstreamError(failure.explain("issue a data token")) from None
+        expires_in = int(body.get("expires_in") or 0)
+        token = UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
+                              body.get("scope") or " ".join(scopes))
+        if expires_in > TOKEN_MARGIN:
+            self.context.cache.set(
+                key,
+                {"access_token": token.access_token, "expires_at": token.expires_at,
+                 "scope": token.scope},
+                ttl=expires_in - TOKEN_MARGIN, person_id=person.id,
+            )
+        return token
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _connection(self, user_id: str, connection_id: str) -> dict[str, Any] | None:
+        """The connection from the user's list (cached briefly; refetched when it seems gone)."""
+        key = f"connections:{user_id}"
+        listed = self.context.cache.get(key)
+        fresh = listed is None
+        if fresh:
+            listed = self.identity.user_connections(user_id) or []
+            if self.settings.status_ttl:
+                self.context.cache.set(key, listed, ttl=self.settings.status_ttl)
+        found = next((c for c in listed if c.get("id") == connection_id), None)
+        if found is None and not fresh:
+            self.context.cache.delete(key)
+            return self._connection(user_id, connection_id)
+        return found
+
+    def status(self, registration: Registration) -> StatusReport:
+        """``GET /users/:id/connections`` mapped onto our statuses (see connections.py)."""
+        user_id = registration.metadata.get("moneyhub_user_id")
+        if not isinstance(user_id, str):
+            return StatusReport("reauth_required", connections.GONE)
+        return connections.status_of(
+            self._connection(user_id, registration.external_id), self.clock()
+        )
+
+    def unlink(self, registration: Registration) -> None:
+        """``DELETE /users/:id/connection/:connection-id``: Moneyhub revokes the bank grant."""
+        user_id = registration.metadata.get("moneyhub_user_id")
+        if not isinstance(user_id, str):
+            return  # never linked to a Moneyhub user: nothing upstream to delete
+        self.identity.delete_connection(user_id, registration.external_id)
+        self.context.cache.delete(f"connections:{user_id}")
+
+    def blueprint(self) -> Blueprint | None:
+        """``/plugins/moneyhub/webhooks`` when ``MONEYHUB_WEBHOOK_SECRET`` is set."""
+        if not self.settings.webhook_secret:
+            return None
+        from plugins.moneyhub.webhooks import webhook_blueprint
+
+        return webhook_blueprint(self)
+
+
+def share_group(user_id: str) -> str:
+    """One group per Moneyhub user: its data token reaches all of the user's connections."""
+    return "moneyhub:" + hashlib.sha256(user_id.encode()).hexdigest()[:20]
+
+
+def _user_of(registration: Registration) -> str:
+    user_id = registration.metadata.get("moneyhub_user_id")
+    if not isinstance(user_id, str) or not user_id:
+        raise ReauthRequired("This connection has no Moneyhub user; connect the bank again.")
+    return user_id
+
+
+def _raise_for_error(params: Mapping[str, str]) -> None:
+    """RFC 6749 §4.1.2.1 error responses, as contract errors."""
+    error = params.get("error")
+    if not error:
+        return
+    description = (params.get("error_description") or "")[:200]
+    detail = f" ({description})" if description else ""
+    if error == "access_denied":
+        raise LinkDenied(f"The connection was refused at Moneyhub or the bank{detail}.")
+    if error in ERRORS_FOR_LATER:
+        raise UpstreamUnavailable(f"Moneyhub could not complete the connection{detail}; "
+                                  "try again later.")
+    raise LinkInvalid(f"Moneyhub refused the connection: {error[:60]}{detail}.")
+
+
+def _s256(verifier: str) -> str:
+    """RFC 7636 §4.2 S256 code challenge."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

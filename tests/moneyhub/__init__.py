@@ -1,0 +1,1 @@
+"""Tests of the fake Moneyhub and of the Moneyhub upstream plugin."""

@@ -1,0 +1,168 @@
+"""The whole story through the AS's pages: a person connects banks via Moneyhub.
+
+The AS, the fake Moneyhub and the person's browser (requests, no JavaScript) talk real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+
+from tests.fixtures.moneyhub import MoneyhubFake
+
+MODELO = "b9be1fc1e54ae6d4229967411dc28545"
+TEST_BANK = "235bd1c410e96b29dd34aa751d5cb054"
+WEBHOOK_SECRET = "a-long-webhook-secret-0123456789"
+
+
+@pytest.fixture
+def moneyhub_as(make_as, moneyhub_fake: MoneyhubFake):
+    """An AS with only the Moneyhub plugin, its callback registered at the fake."""
+
+    def start(client: str = "basic", **settings: str):
+        extra = {"MONEYHUB_STATUS_TTL": "0", "MONEYHUB_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        extra.update({f"MONEYHUB_{k.upper()}": v for k, v in settings.items()})
+        env = moneyhub_fake.clients[client].env(moneyhub_fake, **extra)
+        server = make_as(AGGREGATOR_PLUGINS="moneyhub", **env)
+        moneyhub_fake.controls.add_redirect_uri(
+            f"{server.url}/connections/callback/moneyhub",
+            moneyhub_fake.clients[client].client_id,
+        )
+        return server
+
+    return start
+
+
+def connect(agent, institution: str) -> requests.Response:
+    """Pick ``institution`` on /connections/new and come back from Moneyhub."""
+    started = agent.post_form("/connections/new",
+                              {"provider": "moneyhub", "institution": institution})
+    assert started.status_code == 303, started.text
+    at_moneyhub = requests.get(started.headers["Location"], allow_redirects=False, timeout=10)
+    assert at_moneyhub.status_code == 302, at_moneyhub.text
+    back = at_moneyhub.headers["Location"]
+    parts = urlsplit(back)
+    if parts.fragment:
+        # what the AS's relay page does in a browser: post the fragment to the callback
+        relay = agent.http.get(back.split("#")[0])
+        assert relay.status_code == 200
+        return agent.http.post(back.split("#")[0], data=dict(parse_qsl(parts.fragment)),
+                               allow_redirects=False)
+    return agent.http.get(back, allow_redirects=False)
+
+
+def registrations_of(server, username: str):
+    svc = server.services
+    person = svc.store.people.find_by_username(username)
+    return svc.store.registrations.list(person.id)
+
+
+def test_a_person_connects_two_banks_and_sees_them_as_one_share_group(moneyhub_as,
+                                                                        person_agent):
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("casey")
+    chooser = agent.http.get(agent.url("/connections/new")).text
+    assert "Modelo Open Banking Mock" in chooser
+    assert connect(agent, MODELO).status_code == 303
+    assert connect(agent, TEST_BANK).status_code == 303
+    page = agent.http.get(agent.url("/connections")).text
+    assert "Modelo Open Banking Mock" in page and "Moneyhub Test Bank (legacy)" in page
+    stored = registrations_of(server, "casey")
+    assert len(stored) == 2
+    assert {r.provider for r in stored} == {"moneyhub"}
+    assert len({r.share_group for r in stored}) == 1 and stored[0].share_group
+
+
+def test_the_hybrid_response_comes_back_through_the_relay_page(moneyhub_as, person_agent):
+    server = moneyhub_as("jwt", response_type="code id_token")
+    agent = person_agent(server)
+    agent.signup("dana")
+    assert connect(agent, MODELO).status_code == 303
+    assert [r.institution_name for r in registrations_of(server, "dana")] == [
+        "Modelo Open Banking Mock"
+    ]
+
+
+@pytest.mark.parametrize("fault", ["signature", "nonce", "c_hash"])
+def test_a_forged_callback_stores_nothing(moneyhub_as, person_agent, moneyhub_fake, fault):
+    server = moneyhub_as("jwt", response_type="code id_token")
+    agent = person_agent(server)
+    agent.signup("erin")
+    moneyhub_fake.controls.corrupt_id_tokens(fault, channel="authorization")
+    answer = connect(agent, MODELO)
+    assert answer.status_code == 400
+    assert registrations_of(server, "erin") == []
+
+
+def test_moneyhub_failing_stores_nothing(moneyhub_as, person_agent, moneyhub_fake):
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("frank")
+    moneyhub_fake.controls.fail("oidc.token", 503, times=None)
+    started = agent.post_form("/connections/new",
+                              {"provider": "moneyhub", "institution": MODELO})
+    assert started.status_code == 503
+    assert registrations_of(server, "frank") == []
+
+
+def test_a_broken_connection_shows_on_the_dashboard_and_removal_deletes_it(
+    moneyhub_as, person_agent, moneyhub_fake
+):
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("gale")
+    connect(agent, MODELO)
+    record = registrations_of(server, "gale")[0]
+    moneyhub_fake.controls.set_connection_status(record.external_id, "error", "mfa_required")
+    agent.http.get(agent.url("/connections"))
+    assert registrations_of(server, "gale")[0].status == "reauth_required"
+
+    removed = agent.post_form("/connections/remove", {"registration": record.id},
+                              form_page="/connections")
+    assert removed.status_code == 303
+    assert registrations_of(server, "gale") == []
+    assert moneyhub_fake.controls.connection(record.external_id) is None
+
+
+def post_webhook(server, body, token: str = WEBHOOK_SECRET) -> requests.Response:
+    return requests.post(f"{server.url}/plugins/moneyhub/webhooks", params={"token": token},
+                         data=json.dumps(body), headers={"Content-Type": "application/json"},
+                         timeout=10)
+
+
+def test_webhooks_are_authenticated_validated_and_deduplicated(moneyhub_as, person_agent,
+                                                               moneyhub_fake):
+    server = moneyhub_as(status_ttl="300")
+    agent = person_agent(server)
+    agent.signup("hana")
+    connect(agent, MODELO)
+    record = registrations_of(server, "hana")[0]
+    agent.http.get(agent.url("/connections"))  # caches the connection list for 300 s
+    moneyhub_fake.controls.set_connection_status(record.external_id, "error", "resync")
+    agent.http.get(agent.url("/connections"))
+    assert registrations_of(server, "hana")[0].status == "ok", "still the cached list"
+
+    event = {
+        "id": "abe168ce-1b2f-4c38-9c92-db5730485cb3",
+        "eventType": "newTransactions",
+        "userId": record.metadata["moneyhub_user_id"],
+        "payload": {"accounts": [{"id": "6d0baf11", "transactions": ["d520402a", "613586bf"]}]},
+    }
+    assert post_webhook(server, event, token="wrong-secret-0123456789").status_code == 404
+    assert post_webhook(server, {**event, "payload": {"accounts": "x"}}).status_code == 400
+    accepted = post_webhook(server, event)
+    assert accepted.status_code == 200 and accepted.json() == {"received": event["id"]}
+    assert post_webhook(server, event).json()["duplicate"] is True
+
+    agent.http.get(agent.url("/connections"))
+    assert registrations_of(server, "hana")[0].status == "reauth_required"
+
+
+def test_no_webhook_route_without_a_secret(make_as, moneyhub_fake):
+    env = moneyhub_fake.basic_client.env(moneyhub_fake)
+    server = make_as(AGGREGATOR_PLUGINS="moneyhub", **env)
+    assert post_webhook(server, {}).status_code == 404
