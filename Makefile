@@ -31,6 +31,10 @@ test: install browser
 lint: install
 	$(BIN)/ruff check .
 
+## demo: the AS, the sandbox bank and the example Grapher app (prints what to click)
+demo: install
+	$(BIN)/python -m examples.demo
+
 ## bench: benchmarks (not part of the tests)
 bench: install
 	$(BIN)/python -m bench

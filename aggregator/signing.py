@@ -13,7 +13,9 @@ from typing import Any
 
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from aggregator.crypto import DecryptionError
 from aggregator.store.signing_keys import SigningKeyRecord, SigningKeyRepository
+from config import ConfigError
 
 ALGORITHMS = ("RS256", "PS256", "ES256")
 RETIRED_KEY_GRACE = 24 * 3600
@@ -39,9 +41,16 @@ class SigningKeys:
 
     def ensure(self) -> None:
         """Create the first key set unless one exists (safe with many workers starting)."""
-        if not self.repository.all():
-            self.repository.add_initial([_generate(alg) for alg in ALGORITHMS])
-        self._reload()
+        try:
+            if not self.repository.all():
+                self.repository.add_initial([_generate(alg) for alg in ALGORITHMS])
+            self._reload()
+        except DecryptionError:
+            raise ConfigError(
+                "AGGREGATOR_ENCRYPTION_KEYS: the signing keys stored in Redis cannot be decrypted "
+                "with the configured key ring (a key was removed, or this Redis belongs to another "
+                "installation). Restore the missing key; keep old keys in the ring after rotating."
+            ) from None
 
     def _reload(self) -> None:
         version = self.repository.version()

@@ -72,11 +72,18 @@ def test_token_hash_is_sha256():
     assert token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def test_jwks_endpoint_when_present(make_as):
+def test_jwks_publishes_the_public_keys(make_as):
     server = make_as()
     response = requests.get(server.url + "/jwks")
-    if response.status_code == 404:
-        pytest.skip("the provider publishes /jwks")
     assert {key["kid"] for key in response.json()["keys"]} == {
         key["kid"] for key in server.services.signing_keys.public_jwks()["keys"]
     }
+
+
+def test_a_lost_encryption_key_stops_start_up_with_a_clear_message(make_as, tmp_path):
+    from config import ConfigError
+
+    make_as(AGGREGATOR_DATA_DIR=str(tmp_path / "one"))
+    with pytest.raises(ConfigError) as caught:
+        make_as(AGGREGATOR_DATA_DIR=str(tmp_path / "two"))  # another key ring, same Redis
+    assert "AGGREGATOR_ENCRYPTION_KEYS" in str(caught.value)

@@ -92,8 +92,8 @@ def test_run_serves_restarts_and_keeps_people(run_env):
         _stop(process)
 
 
-def test_external_redis_url_embeds_nothing(run_env, redis_server):
-    run_env["REDIS_URL"] = redis_server.url
+def test_external_redis_url_embeds_nothing(run_env, redis_url):
+    run_env["REDIS_URL"] = redis_url
     url = f"http://127.0.0.1:{run_env['AGGREGATOR_PORT']}"
     process = _start(run_env)
     try:
