@@ -6,16 +6,14 @@ The first eight are the product contract (ARCHITECTURE.md); the rest are optiona
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from aggregator.upstream.keys import JWKSField, SigningKey, signing_key
 from plugins.moneyhub.authorization import MAX_CONSENT_DAYS, MAX_HISTORY_MONTHS, PERMISSIONS
-from plugins.moneyhub.keys import InvalidSigningKey, SigningKey, signing_key
 
 DEFAULT_DATA_API_URL = "https://api.moneyhub.co.uk/v3"
 CONNECTION_TYPES = ("test", "api", "legacy", "all")
@@ -32,33 +30,6 @@ class CommaList(fields.Field):
         else:
             raise ValidationError("Not a comma-separated list.")
         return [str(item).strip() for item in items if str(item).strip()]
-
-
-class JWKSField(fields.Field):
-    """A private JWKS given inline as JSON, or as ``@/path/to/file.json``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
-        if isinstance(value, dict):
-            return value
-        if not isinstance(value, str):
-            raise ValidationError("Not a JWKS.")
-        text = value
-        if value.startswith("@"):
-            try:
-                text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            raise ValidationError("Not valid JSON (give the JWKS, or @path to a file).") from None
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("keys"), list):
-            raise ValidationError('A JWKS is an object with a "keys" array.')
-        try:
-            signing_key(parsed)
-        except InvalidSigningKey as exc:
-            raise ValidationError(str(exc)) from None
-        return parsed
 
 
 class MoneyhubConfig(Schema):

@@ -40,7 +40,7 @@ from marshmallow import (
 from aggregator.upstream.contract import DATA_SCOPES
 
 # The private-JWKS field and its signing-key checks are shared with the Moneyhub plugin.
-from plugins.moneyhub.config import JWKSField
+from aggregator.upstream.keys import JWKSField
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 DEFAULT_SCOPES = {

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from marshmallow import ValidationError
 
+from aggregator.upstream.keys import InvalidSigningKey, generate_jwks, signing_key
 from aggregator.upstream.loader import configure
 from config import ConfigError, load_settings
 from plugins.moneyhub.cli import jwks_command, moneyhub
 from plugins.moneyhub.config import DEFAULT_DATA_API_URL, MoneyhubConfig, MoneyhubSettings
-from plugins.moneyhub.keys import InvalidSigningKey, generate_jwks, signing_key
 from plugins.moneyhub.plugin import MoneyhubPlugin
 
 BASE = {"identity_url": "https://identity.moneyhub.co.uk", "client_id": "abc"}

@@ -1,17 +1,20 @@
-"""The partner's signing keys: pick one from a private JWKS, or generate a new key pair.
+"""A plugin's own signing keys, as an upstream's client: pick one from a private JWKS, or
+generate a key pair, and read a private JWKS from configuration.
 
-Seed 001 ("API clients", "JWKS Key Set"): the public JWKS goes into Moneyhub's admin portal,
-the private one into our configuration; request objects and ``private_key_jwt`` assertions are
-signed with RS*, PS* or ES* algorithms.
+Upstreams (Moneyhub, any OpenID Provider using ``private_key_jwt`` or signed request objects)
+hold the public JWKS; our configuration holds the private one. RS*, PS* and ES* are accepted.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
+from marshmallow import ValidationError, fields
 
 RSA_ALGS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGS: dict[str, str] = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
@@ -37,7 +40,7 @@ class SigningKey:
 def signing_key(private_jwks: dict[str, Any]) -> SigningKey:
     """The first signing key of ``private_jwks`` (``use`` absent or ``sig``, private part present).
 
-    Its ``alg`` is the key's own ``alg`` member, else RS256 for RSA (seed 001's example) and
+    Its ``alg`` is the key's own ``alg`` member, else RS256 for RSA (Moneyhub's documented default) and
     ES256/384/512 by curve for EC.
     """
     entries = private_jwks.get("keys") if isinstance(private_jwks, dict) else None
@@ -61,10 +64,10 @@ def signing_key(private_jwks: dict[str, Any]) -> SigningKey:
             isinstance(key, ECKey) and EC_ALGS[alg] != key.curve_name
         ):
             raise InvalidSigningKey(f"key {entry.get('kid')!r} cannot sign with {alg}")
-        # joserfc would invent a thumbprint kid, but Moneyhub finds our key by the kid we
-        # registered, so the JWKS itself must carry one
+        # joserfc would invent a thumbprint kid, but upstreams find our key by the kid we
+        # registered with them, so the JWKS itself must carry one
         if not entry.get("kid"):
-            raise InvalidSigningKey("the signing key needs a kid (Moneyhub picks your key by it)")
+            raise InvalidSigningKey("the signing key needs a kid (the upstream picks your key by it)")
         return SigningKey(key, alg)  # type: ignore[arg-type]
     raise InvalidSigningKey("no private RSA or EC signing key in the JWKS")
 
@@ -89,3 +92,30 @@ def generate_jwks(alg: str = "PS256", rsa_bits: int = 2048) -> tuple[dict[str, A
         key = RSAKey.generate_key(rsa_bits, parameters=params, auto_kid=True)
     keys = KeySet([key])
     return keys.as_dict(private=False), keys.as_dict(private=True)
+
+
+class JWKSField(fields.Field):
+    """A private JWKS given inline as JSON, or as ``@/path/to/file.json``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
+        if isinstance(value, dict):
+            return value
+        if not isinstance(value, str):
+            raise ValidationError("Not a JWKS.")
+        text = value
+        if value.startswith("@"):
+            try:
+                text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise ValidationError("Not valid JSON (give the JWKS, or @path to a file).") from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("keys"), list):
+            raise ValidationError('A JWKS is an object with a "keys" array.')
+        try:
+            signing_key(parsed)
+        except InvalidSigningKey as exc:
+            raise ValidationError(str(exc)) from None
+        return parsed
