@@ -10,20 +10,30 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from aggregator.services import services
 from config import ConfigError
 
 
 def _create_app() -> Flask:
+    import os
+
     from aggregator import create_app
+    from aggregator.runner import embedded_redis_url
+    from config import load_settings
 
     try:
-        return create_app()
+        environ = dict(os.environ)
+        if not environ.get("REDIS_URL"):
+            # alongside `make run`, talk to the Redis it embedded
+            running = embedded_redis_url(load_settings(environ).data_dir)
+            if running:
+                environ["REDIS_URL"] = running
+        return create_app(environ)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        # FlaskGroup reports this on commands that need the app; --help still works
+        raise NoAppException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
@@ -140,3 +150,20 @@ def keys_rotate_encryption() -> None:
     ring = svc.keyring.rotated()
     save_dev_key_ring(ring, svc.settings.data_dir)
     click.echo(json.dumps({"primary": ring.primary, "keys": ring.key_ids}))
+
+
+# ---------------------------------------------------------------- more groups
+
+#: Command groups contributed by other packages (the provider, audit, plugins); a plugin package
+#: can add its own under this entry-point group.
+COMMANDS_ENTRY_POINT_GROUP = "aggregator.commands"
+
+
+def _add_contributed_commands() -> None:
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
+        main.add_command(entry.load(), entry.name)
+
+
+_add_contributed_commands()

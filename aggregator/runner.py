@@ -44,6 +44,14 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+def embedded_redis_url(data_dir: Path) -> str | None:
+    """The URL of the Redis a running `make run` embedded for ``data_dir``, if any."""
+    try:
+        return (data_dir / "redis.url").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -70,6 +78,7 @@ def main() -> int:
                 child.kill()
         if embedded is not None:
             embedded.stop()
+            (settings.data_dir / "redis.url").unlink(missing_ok=True)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -81,6 +90,7 @@ def main() -> int:
             port = int(env.get("AGGREGATOR_REDIS_PORT", "6390"))
             embedded = EmbeddedRedis(settings.data_dir / "redis", port).start()
             redis_url = embedded.url
+            (settings.data_dir / "redis.url").write_text(redis_url)  # for the `aggregator` CLI
             print(f"embedded Redis on {redis_url} (append-only file in "
                   f"{settings.data_dir / 'redis'})", flush=True)
         env["REDIS_URL"] = redis_url

@@ -27,7 +27,7 @@ class ConfigError(Exception):
     """The environment does not describe a runnable server; the message says why."""
 
 
-def _is_loopback_host(host: str | None) -> bool:
+def is_loopback_host(host: str | None) -> bool:
     if host in (None, ""):
         return False
     if host == "localhost":
@@ -94,7 +94,7 @@ class EnvironmentSchema(Schema):
             errors["AGGREGATOR_ISSUER"] = "Required in production mode."
         else:
             parts = urlsplit(issuer)
-            if parts.scheme != "https" and not _is_loopback_host(parts.hostname):
+            if parts.scheme != "https" and not is_loopback_host(parts.hostname):
                 errors["AGGREGATOR_ISSUER"] = "Must be https:// in production (http only on loopback)."
         if not data.get("AGGREGATOR_ENCRYPTION_KEYS"):
             errors["AGGREGATOR_ENCRYPTION_KEYS"] = (

@@ -9,11 +9,18 @@ from aggregator.store.people import PersonRecord
 
 
 def dashboard_context(person: PersonRecord) -> dict[str, Any]:
+    from aggregator.oauth.apps import revoke_url
+
     store = services().store
     registrations = store.registrations.list(person.id)
     names = {r.id: r.institution_name for r in registrations}
-    grants = [
-        {"grant": grant, "institutions": sorted(names.get(rid, "?") for rid in grant.registration_ids)}
-        for grant in store.grants.for_person(person.id)
-    ]
+    grants = []
+    for grant in store.grants.for_person(person.id):
+        client = store.clients.get(grant.client_id)
+        grants.append({
+            "grant": grant,
+            "client_name": client.display_name if client else None,
+            "institutions": sorted(names.get(rid, "?") for rid in grant.registration_ids),
+            "revoke_url": revoke_url(grant.id),
+        })
     return {"registrations": registrations, "grants": grants}

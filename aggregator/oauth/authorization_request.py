@@ -1,0 +1,183 @@
+"""An authorization request, validated step by step (RFC 6749 §4.1.1, OIDC Core §3.1.2.1).
+
+The steps split at the redirect URI: until it is validated an error is shown to the person and
+never redirected (RFC 6749 §4.1.2.1); afterwards errors go back to the client.
+The same validation serves ``/authorize`` and the PAR endpoint (RFC 9126 §2.1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aggregator.errors import InvalidRequest, InvalidScope, UnauthorizedClient
+from aggregator.oauth.claims import parse_claims
+from aggregator.oauth.client_metadata import RESPONSE_TYPES
+from aggregator.oauth.errors import UnsupportedResponseType
+from aggregator.oauth.provider import Provider
+from aggregator.oauth.request_object import request_object_params
+from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
+from aggregator.oauth.scopes import OPENID, parse_scope
+from aggregator.store.clients import ClientRecord
+
+PROMPTS = ("none", "login", "consent")
+_CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # BASE64URL(SHA-256(verifier)), RFC 7636 §4.2
+_MAX_VALUE = 2048
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A validated authorization request, as kept while the person logs in and consents."""
+
+    client_id: str
+    redirect_uri: str
+    response_type: str
+    response_mode: str
+    scopes: tuple[str, ...]
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    prompt: tuple[str, ...] = ()
+    max_age: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.scopes)
+
+    def target(self, issuer: str) -> ResponseTarget:
+        return ResponseTarget(self.redirect_uri, self.response_mode, self.state, issuer)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(**{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data["prompt"])})
+
+
+def with_request_object(p: Provider, client: ClientRecord, params: dict[str, str]) -> dict[str, str]:
+    """RFC 9101 §5: a ``request`` parameter replaces every other parameter."""
+    if "request" not in params:
+        return params
+    if "request_uri" in params:
+        raise InvalidRequest("Send request or request_uri, not both.")
+    return request_object_params(p, client, params["request"])
+
+
+def redirect_target(p: Provider, client: ClientRecord, params: dict[str, str]) -> ResponseTarget:
+    """The validated redirect URI and response mode (errors here must not redirect).
+
+    RFC 6749 §3.1.2.3 / RFC 9700 §4.1.3: the redirect URI is compared as an exact string with
+    the registered ones. It may be omitted only when exactly one is registered.
+    """
+    redirect_uri = params.get("redirect_uri")
+    if redirect_uri is None:
+        if len(client.redirect_uris) != 1:
+            raise InvalidRequest("redirect_uri is required.")
+        redirect_uri = client.redirect_uris[0]
+    elif redirect_uri not in client.redirect_uris:
+        raise InvalidRequest("The redirect_uri is not registered for this client.")
+    response_type = params.get("response_type", "code")
+    mode = params.get("response_mode") or default_response_mode(response_type)
+    if not _mode_allowed(mode, response_type):
+        mode = default_response_mode(response_type)  # the error about it goes the safe way
+    state = params.get("state")
+    return ResponseTarget(redirect_uri, mode, state[:_MAX_VALUE] if state else state, p.issuer)
+
+
+def _mode_allowed(mode: str, response_type: str) -> bool:
+    # Multiple Response Types §5: no tokens in the query
+    return mode in RESPONSE_MODES and not (mode == "query" and "id_token" in response_type)
+
+
+def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarget) -> AuthorizationRequest:
+    """Every other rule; raises the ProtocolError to send back to the client."""
+    for name, value in params.items():
+        if len(value) > _MAX_VALUE and name != "claims":
+            raise InvalidRequest(f"The {name} parameter is too long.")
+    response_type = _response_type(client, params)
+    if "response_mode" in params and not _mode_allowed(params["response_mode"], response_type):
+        raise InvalidRequest("Unsupported response_mode for this response_type.")
+    scopes = _scopes(client, params, response_type)
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=target.redirect_uri,
+        response_type=response_type,
+        response_mode=target.response_mode,
+        scopes=scopes,
+        state=target.state,
+        nonce=_nonce(params, response_type),
+        code_challenge=_code_challenge(client, params),
+        prompt=_prompt(params),
+        max_age=_max_age(params),
+        claims=parse_claims(params.get("claims")),
+    )
+
+
+def _response_type(client: ClientRecord, params: dict[str, str]) -> str:
+    response_type = params.get("response_type")
+    if not response_type:
+        raise InvalidRequest("response_type is required.")
+    normalized = " ".join(sorted(response_type.split(" "), key=lambda part: part != "code"))
+    if normalized not in RESPONSE_TYPES:
+        raise UnsupportedResponseType(f"response_type {response_type!r} is not supported.")
+    if normalized not in client.response_types:
+        raise UnauthorizedClient(f"This client is not registered for response_type {normalized!r}.")
+    return normalized
+
+
+def _scopes(client: ClientRecord, params: dict[str, str], response_type: str) -> tuple[str, ...]:
+    scopes = parse_scope(params.get("scope"))
+    if not scopes:
+        raise InvalidScope("Ask for at least one scope.")
+    outside = [scope for scope in scopes if scope not in client.scopes]
+    if outside:
+        raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")
+    if "id_token" in response_type and OPENID not in scopes:
+        raise InvalidScope("response_type code id_token needs the openid scope.")
+    return scopes
+
+
+def _nonce(params: dict[str, str], response_type: str) -> str | None:
+    nonce = params.get("nonce") or None
+    if nonce is None and "id_token" in response_type:
+        raise InvalidRequest("nonce is required with response_type code id_token (OIDC Core §3.3.2.11).")
+    return nonce
+
+
+def _code_challenge(client: ClientRecord, params: dict[str, str]) -> str | None:
+    """RFC 7636 §4.3/§4.4.1: S256 only; required for public clients (RFC 9700 §2.1.1)."""
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            raise InvalidRequest("code_challenge_method without code_challenge.")
+        if client.is_public:
+            raise InvalidRequest("PKCE is required: send code_challenge with method S256.")
+        return None
+    if method != "S256":
+        raise InvalidRequest("code_challenge_method must be S256 (plain is not supported).")
+    if not _CODE_CHALLENGE.match(challenge):
+        raise InvalidRequest("code_challenge must be the base64url SHA-256 of the verifier (43 characters).")
+    return challenge
+
+
+def _prompt(params: dict[str, str]) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(value for value in params.get("prompt", "").split(" ") if value))
+    unknown = [value for value in values if value not in PROMPTS]
+    if unknown:
+        raise InvalidRequest(f"Unsupported prompt value(s): {' '.join(unknown)}.")
+    if "none" in values and len(values) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other values (OIDC Core §3.1.2.1).")
+    return values
+
+
+def _max_age(params: dict[str, str]) -> int | None:
+    value = params.get("max_age")
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 10:
+        raise InvalidRequest("max_age must be a non-negative number of seconds.")
+    return int(value)

@@ -1,0 +1,112 @@
+"""Registering, updating and deleting clients (used by RFC 7591/7592 and by the CLI).
+
+Credentials are generated here and handed out once: the repository only ever sees their
+SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aggregator.crypto import new_token, token_hash
+from aggregator.errors import InvalidClientMetadata
+from aggregator.oauth.client_metadata import load_client_metadata
+from aggregator.oauth.grants import end_grant
+from aggregator.oauth.provider import Provider
+from aggregator.store.clients import ClientRecord
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    """A client with the credentials just issued to it (shown once)."""
+
+    client: ClientRecord
+    client_secret: str | None
+    registration_access_token: str
+
+    def document(self, p: Provider) -> dict[str, Any]:
+        """RFC 7591 §3.2.1 / RFC 7592 §3 client information response."""
+        body = self.client.metadata()
+        if self.client_secret:
+            body["client_secret"] = self.client_secret
+        body["registration_access_token"] = self.registration_access_token
+        body["registration_client_uri"] = p.endpoints.client_configuration(self.client.client_id)
+        return body
+
+
+def _check_resource_servers(p: Provider, metadata: dict[str, Any], client_id: str, *,
+                            operator: bool, current: list[str] | None = None) -> None:
+    """``resource_server_for`` lets a client read other clients' tokens (and so their upstream
+    bank tokens) at introspection: only an operator may grant it, never a self-registration."""
+    if not operator and list(metadata["resource_server_for"]) != list(current or []):
+        raise InvalidClientMetadata(
+            "resource_server_for: only an operator can set this "
+            "(aggregator clients create --resource-server-for ...)."
+        )
+    for other in metadata["resource_server_for"]:
+        if other != client_id and not p.clients.exists(other):
+            raise InvalidClientMetadata(f"resource_server_for: there is no client {other!r}.")
+
+
+def register_client(p: Provider, document: Any, *, operator: bool = False) -> IssuedClient:
+    """Validate metadata and create a client with fresh credentials (``operator``: the CLI)."""
+    metadata = load_client_metadata(document)
+    client_id = new_token(16)
+    _check_resource_servers(p, metadata, client_id, operator=operator)
+    confidential = metadata["token_endpoint_auth_method"] in ("client_secret_basic",
+                                                              "client_secret_post")
+    secret = new_token() if confidential else None
+    registration_token = new_token()
+    record = ClientRecord(
+        client_id=client_id,
+        created_at=int(time.time()),
+        client_secret_hash=token_hash(secret) if secret else None,
+        registration_token_hash=token_hash(registration_token),
+        subject_salt=secrets.token_urlsafe(32),
+        **metadata,
+    )
+    p.clients.save(record)
+    return IssuedClient(record, secret, registration_token)
+
+
+def update_client(p: Provider, client: ClientRecord, document: Any) -> IssuedClient:
+    """RFC 7592 §2.2: replace the metadata; the client id and secret stay, the access token rotates.
+
+    A client switching to a secret-based method gets a new secret; one switching away loses it.
+    """
+    metadata = load_client_metadata(document)
+    _check_resource_servers(p, metadata, client.client_id, operator=False,
+                            current=list(client.resource_server_for))
+    uses_secret = metadata["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")
+    secret = None
+    secret_hash = client.client_secret_hash if uses_secret else None
+    if uses_secret and not secret_hash:
+        secret = new_token()
+        secret_hash = token_hash(secret)
+    registration_token = new_token()
+    record = replace(client, **metadata, client_secret_hash=secret_hash,
+                     registration_token_hash=token_hash(registration_token))
+    p.clients.save(record)
+    return IssuedClient(record, secret, registration_token)
+
+
+def rotate_registration_token(p: Provider, client: ClientRecord) -> IssuedClient:
+    """A fresh registration access token (we keep only digests, so a read returns a new one)."""
+    registration_token = new_token()
+    record = replace(client, registration_token_hash=token_hash(registration_token))
+    p.clients.save(record)
+    return IssuedClient(record, None, registration_token)
+
+
+def delete_client(p: Provider, client_id: str) -> bool:
+    """Delete a client and end everything it held: its grants and every token."""
+    for person_id, grant_id in p.clients.grants_of(client_id):
+        grant = p.grants.get_for(person_id, grant_id)
+        if grant is not None:
+            end_grant(p, grant)
+    p.tokens.revoke_client_tokens(client_id)
+    p.clients.drop_grant_index(client_id)
+    return p.clients.delete(client_id)

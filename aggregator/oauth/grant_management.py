@@ -1,0 +1,51 @@
+"""Grant management for the client that holds a grant (FAPI Grant Management, query and revoke).
+
+``GET /grants/<grant_id>`` answers the scopes and the institutions the grant covers;
+``DELETE`` revokes it with every token issued under it. Another client's grant, or an unknown
+one, is ``404``: a client learns nothing about grants it does not hold.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from aggregator.oauth.blueprints import api
+from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.errors import GrantNotFound
+from aggregator.oauth.grants import end_grant
+from aggregator.oauth.params import no_store
+from aggregator.oauth.provider import Provider, provider
+from aggregator.security import csrf_exempt
+from aggregator.store.grants import Grant
+
+
+@api.route("/grants/<grant_id>", methods=["GET", "DELETE"])
+@csrf_exempt  # client-authenticated; no cookies involved
+def grant(grant_id: str):
+    no_store()
+    p = provider()
+    client = authenticate_client(f"{p.endpoints.grant_management}/{grant_id}")
+    found = p.grants.get(grant_id) if len(grant_id) <= 100 else None
+    if found is None or found.client_id != client.client_id:
+        raise GrantNotFound("There is no such grant for this client.")
+    if request.method == "DELETE":
+        end_grant(p, found)
+        return "", 204
+    return jsonify(grant_document(p, found))
+
+
+def grant_document(p: Provider, grant: Grant) -> dict:
+    registrations = {r.id: r for r in p.services.store.registrations.list(grant.person_id)}
+    institutions = [
+        {"registration_id": rid, "name": registrations[rid].institution_name,
+         "provider": registrations[rid].provider, "status": registrations[rid].status}
+        for rid in sorted(grant.registration_ids) if rid in registrations
+    ]
+    return {
+        "grant_id": grant.id,
+        "client_id": grant.client_id,
+        "scopes": [{"scope": grant.scope}],
+        "institutions": institutions,
+        "created_at": grant.created_at,
+        "updated_at": grant.updated_at,
+    }

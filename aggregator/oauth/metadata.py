@@ -1,0 +1,74 @@
+"""Discovery (RFC 8414, OpenID Connect Discovery 1.0 §3) and our public keys (RFC 7517)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from aggregator.oauth.blueprints import api
+from aggregator.oauth.claims import CLAIMS_SUPPORTED
+from aggregator.oauth.client_auth import AUTH_METHODS
+from aggregator.oauth.client_keys import SIGNING_ALGS
+from aggregator.oauth.client_metadata import GRANT_TYPES, ID_TOKEN_ALGS, RESPONSE_TYPES
+from aggregator.oauth.provider import Provider, provider
+from aggregator.oauth.responses import RESPONSE_MODES
+from aggregator.oauth.scopes import SCOPES_SUPPORTED
+
+
+def server_metadata(p: Provider) -> dict[str, Any]:
+    """Every endpoint and every supported value, as the code actually implements them."""
+    urls = p.endpoints
+    return {
+        "issuer": p.issuer,
+        "authorization_endpoint": urls.authorization,
+        "token_endpoint": urls.token,
+        "pushed_authorization_request_endpoint": urls.par,
+        "introspection_endpoint": urls.introspection,
+        "revocation_endpoint": urls.revocation,
+        "registration_endpoint": urls.registration,
+        "userinfo_endpoint": urls.userinfo,
+        "jwks_uri": urls.jwks,
+        "grant_management_endpoint": urls.grant_management,
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "response_types_supported": list(RESPONSE_TYPES),
+        "response_modes_supported": list(RESPONSE_MODES),
+        "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": ["pairwise"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "require_pushed_authorization_requests": p.settings.require_par,
+        "request_parameter_supported": True,
+        # only the request_uri values our PAR endpoint hands out; we never fetch a client's URL
+        "request_uri_parameter_supported": False,
+        "request_object_signing_alg_values_supported": list(SIGNING_ALGS),
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+        "claims_parameter_supported": True,
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claim_types_supported": ["normal"],
+        "prompt_values_supported": ["none", "login", "consent"],
+    }
+
+
+@api.get("/.well-known/openid-configuration")
+@api.get("/.well-known/oauth-authorization-server")
+def discovery():
+    response = jsonify(server_metadata(provider()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@api.get("/jwks")
+def jwks():
+    response = jsonify(provider().signing_keys.public_jwks())
+    response.headers["Content-Type"] = "application/jwk-set+json"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -1,0 +1,44 @@
+"""The pushed authorization request endpoint (RFC 9126), read as its steps:
+
+1. no caching; a form body with one value per parameter     RFC 9126 §2.1
+2. authenticate the client                                   RFC 9126 §2
+3. no ``request_uri`` inside; a ``request`` object replaces the rest   §2.1, RFC 9101 §5
+4. validate exactly as the authorization endpoint would      §2.1 ("MUST validate")
+5. store it under a one-time ``request_uri``; answer 201     §2.2
+"""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from aggregator.errors import InvalidRequest
+from aggregator.oauth.authorization_request import redirect_target, validate, with_request_object
+from aggregator.oauth.blueprints import api
+from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.params import form_params, no_store
+from aggregator.oauth.provider import provider
+from aggregator.security import csrf_exempt
+from aggregator.store.par import PAR_TTL
+
+#: client authentication parameters: not part of the authorization request itself
+_CLIENT_AUTH = ("client_secret", "client_assertion", "client_assertion_type")
+
+
+@api.post("/par")
+@csrf_exempt  # client-authenticated; no cookies involved
+def pushed_authorization_request():
+    no_store()
+    p = provider()
+    params = form_params()
+    client = authenticate_client(p.endpoints.par)
+    if "request_uri" in params:
+        raise InvalidRequest("request_uri cannot be pushed (RFC 9126 §2.1).")
+    params = {name: value for name, value in params.items() if name not in _CLIENT_AUTH}
+    params["client_id"] = client.client_id
+    params = with_request_object(p, client, params)
+    validate(client, params, redirect_target(p, client, params))
+    request_uri = p.pushed_requests.push(client.client_id, params, PAR_TTL)
+    response = jsonify({"request_uri": request_uri, "expires_in": PAR_TTL})
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,205 @@
+"""The token endpoint (RFC 6749 §3.2), read as its steps:
+
+1. no caching of the answer                     RFC 6749 §5.1
+2. a form body with one value per parameter     RFC 6749 §3.2
+3. authenticate the client                      RFC 6749 §3.2.1
+4. dispatch on ``grant_type`` the client may use
+   - ``authorization_code``  RFC 6749 §4.1.3, PKCE RFC 7636 §4.6, replay §4.1.2
+   - ``refresh_token``       RFC 6749 §6, rotation and reuse detection RFC 9700 §4.14.2
+   - ``client_credentials``  RFC 6749 §4.4
+5. answer with the tokens, ``grant_id`` and ``introspection_endpoint``
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import jsonify
+
+from aggregator.crypto import constant_time_equals
+from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient
+from aggregator.oauth.blueprints import api
+from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.errors import UnsupportedGrantType
+from aggregator.oauth.grants import end_grant
+from aggregator.oauth.id_token import issue_id_token
+from aggregator.oauth.params import form_params, no_store, require
+from aggregator.oauth.provider import Provider, provider
+from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
+from aggregator.security import csrf_exempt
+from aggregator.store.clients import ClientRecord
+from aggregator.store.codes import AuthorizationCode
+from aggregator.store.tokens import RefreshTokenRecord, RefreshTokenReused
+
+_CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
+
+TokenResponse = dict[str, Any]
+
+
+@api.post("/token")
+@csrf_exempt  # client-authenticated; no cookies involved
+def token():
+    no_store()
+    p = provider()
+    params = form_params()
+    client = authenticate_client(p.endpoints.token)
+    grant_type = require(params, "grant_type")
+    exchange = GRANT_TYPES.get(grant_type)
+    if exchange is None:
+        raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"This client is not registered for {grant_type}.")
+    response = jsonify(exchange(p, client, params))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+# ------------------------------------------------------------------ authorization_code
+
+
+def authorization_code(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+    redemption = p.codes.redeem(require(params, "code"))
+    if redemption is None:
+        raise InvalidGrant("The authorization code is invalid or has expired.")
+    code = redemption.code
+    if not redemption.first_use:
+        # RFC 6749 §4.1.2: a code used twice revokes what it issued
+        p.tokens.revoke_family(code.person_id, code.family)
+        raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
+    if code.client_id != client.client_id:
+        raise InvalidGrant("The authorization code was issued to another client.")
+    _check_redirect_uri(client, code, params.get("redirect_uri"))
+    _check_pkce(code, params.get("code_verifier"))
+    grant = p.grants.get_for(code.person_id, code.grant_id)
+    if grant is None:
+        raise InvalidGrant("The person revoked this access.")
+    scopes = parse_scope(code.scope)
+    response = _person_tokens(p, client, person_id=code.person_id, grant_id=grant.id, scopes=scopes,
+                              family=code.family, auth_time=code.auth_time, claims=code.claims,
+                              nonce=code.nonce, include_auth_time=code.max_age_requested)
+    if p.codes.was_replayed(code):  # a replay raced this exchange: it wins nothing either
+        p.tokens.revoke_family(code.person_id, code.family)
+        raise InvalidGrant("The authorization code was used twice; its tokens are revoked.")
+    return response
+
+
+def _check_redirect_uri(client: ClientRecord, code: AuthorizationCode, redirect_uri: str | None) -> None:
+    """RFC 6749 §4.1.3: the same redirect_uri as in the authorization request."""
+    if redirect_uri is None and client.redirect_uris == [code.redirect_uri]:
+        return  # it could be omitted there, so it can be omitted here
+    if redirect_uri != code.redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request.")
+
+
+def _check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
+    """RFC 7636 §4.6 (S256 only), and no verifier for a code issued without a challenge."""
+    if code.code_challenge is None:
+        if verifier is not None:  # RFC 9700 §2.1.1: refuse, or PKCE downgrade goes unnoticed
+            raise InvalidGrant("code_verifier sent for a code issued without code_challenge.")
+        return
+    if not verifier:
+        raise InvalidGrant("code_verifier is required (PKCE).")
+    if not _CODE_VERIFIER.match(verifier):
+        raise InvalidGrant("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1).")
+    if not constant_time_equals(create_s256_code_challenge(verifier), code.code_challenge):
+        raise InvalidGrant("code_verifier does not match the code_challenge.")
+
+
+# ------------------------------------------------------------------ refresh_token
+
+
+def refresh_token(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+    record = p.tokens.lookup_refresh_token(require(params, "refresh_token"))
+    if record is None or record.client_id != client.client_id:
+        raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+    if record.rotated_at is not None:
+        _reused(p, record)
+    scopes = parse_scope(record.scope)
+    access_scopes = scopes
+    if "scope" in params:  # RFC 6749 §6: at most the original scope (checked before rotating)
+        access_scopes = parse_scope(params["scope"])
+        if not access_scopes or not set(access_scopes) <= set(scopes):
+            raise InvalidScope("A refresh can only keep or narrow the original scope.")
+    try:
+        current = p.tokens.rotate_refresh_token(record)
+    except RefreshTokenReused:  # a concurrent exchange of the same token won
+        _reused(p, record)
+    if current is None:
+        raise InvalidGrant("The person revoked this access.")
+    assert current.person_id and current.grant_id
+    return _person_tokens(p, client, person_id=current.person_id, grant_id=current.grant_id,
+                          scopes=access_scopes, family=current.family, auth_time=current.auth_time,
+                          claims=current.claims, nonce=None, include_auth_time=True,
+                          refresh_scopes=scopes)
+
+
+def _reused(p: Provider, record: RefreshTokenRecord) -> NoReturn:
+    """RFC 9700 §4.14.2: a rotated refresh token came back, so one of its two holders is an
+    attacker; end the whole grant."""
+    grant = p.grants.get_for(record.person_id or "", record.grant_id or "")
+    if grant is not None:
+        end_grant(p, grant)
+    raise InvalidGrant("The refresh token was already used; access has been revoked.")
+
+
+# ------------------------------------------------------------------ client_credentials
+
+
+def client_credentials(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+    """RFC 6749 §4.4: the client on its own behalf; no person, so no institutions."""
+    if client.is_public:
+        raise UnauthorizedClient("A public client cannot use client_credentials.")
+    allowed = [s for s in SCOPES_SUPPORTED if s in client.scopes and s not in (OPENID, OFFLINE_ACCESS)]
+    scopes = parse_scope(params["scope"]) if "scope" in params else tuple(allowed)
+    if set(scopes) & {OPENID, OFFLINE_ACCESS}:
+        raise InvalidScope("openid and offline_access need a person; client_credentials has none.")
+    outside = [scope for scope in scopes if scope not in allowed]
+    if outside:
+        raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")
+    ttl = p.settings.access_token_ttl
+    access, _ = p.tokens.issue_access_token(client_id=client.client_id, person_id=None,
+                                            grant_id=None, scope=" ".join(scopes), ttl=ttl)
+    return {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+            "scope": " ".join(scopes), "introspection_endpoint": p.endpoints.introspection}
+
+
+# ------------------------------------------------------------------ the response
+
+
+def _person_tokens(p: Provider, client: ClientRecord, *, person_id: str, grant_id: str,
+                   scopes: tuple[str, ...], family: str | None, auth_time: int | None,
+                   claims: dict[str, Any], nonce: str | None, include_auth_time: bool,
+                   refresh_scopes: tuple[str, ...] | None = None) -> TokenResponse:
+    """Access token, refresh token (only with offline_access) and ID token (only with openid)."""
+    scope = " ".join(scopes)
+    ttl = p.settings.access_token_ttl
+    access, _ = p.tokens.issue_access_token(client_id=client.client_id, person_id=person_id,
+                                            grant_id=grant_id, scope=scope, ttl=ttl, family=family,
+                                            auth_time=auth_time, claims=claims)
+    response: TokenResponse = {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+                               "scope": scope}
+    refresh_scopes = refresh_scopes or scopes
+    if OFFLINE_ACCESS in refresh_scopes and "refresh_token" in client.grant_types:
+        refresh, _ = p.tokens.issue_refresh_token(
+            client_id=client.client_id, person_id=person_id, grant_id=grant_id,
+            scope=" ".join(refresh_scopes), ttl=p.settings.refresh_token_ttl, family=family,
+            auth_time=auth_time, claims=claims)
+        response["refresh_token"] = refresh
+    if OPENID in scopes:
+        response["id_token"] = issue_id_token(p, client, person_id=person_id, nonce=nonce,
+                                              auth_time=auth_time, include_auth_time=include_auth_time,
+                                              claims=claims, access_token=access)
+    response["grant_id"] = grant_id
+    response["introspection_endpoint"] = p.endpoints.introspection
+    return response
+
+
+GRANT_TYPES: dict[str, Callable[[Provider, ClientRecord, dict[str, str]], TokenResponse]] = {
+    "authorization_code": authorization_code,
+    "refresh_token": refresh_token,
+    "client_credentials": client_credentials,
+}

@@ -1,0 +1,50 @@
+"""The UserInfo endpoint (OIDC Core §5.3) behind a Bearer token (RFC 6750).
+
+Answers the pairwise ``sub`` and the person claims asked for with the ``claims`` parameter
+(``preferred_username``). Errors carry the RFC 6750 §3 ``WWW-Authenticate`` challenge.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from aggregator.errors import InvalidRequest
+from aggregator.oauth.blueprints import api
+from aggregator.oauth.errors import InsufficientScope, InvalidBearerToken
+from aggregator.oauth.id_token import pairwise_subject, person_claims
+from aggregator.oauth.params import FORM, no_store
+from aggregator.oauth.provider import provider
+from aggregator.oauth.scopes import OPENID
+from aggregator.security import csrf_exempt
+
+
+@api.route("/userinfo", methods=["GET", "POST"])
+@csrf_exempt  # Bearer-authenticated; no cookies involved
+def userinfo():
+    no_store()
+    p = provider()
+    record = p.tokens.find_access_token(_bearer_token())
+    if record is None:
+        raise InvalidBearerToken("The access token is invalid, expired or revoked.")
+    client = p.clients.get(record.client_id)
+    if record.person_id is None or client is None or OPENID not in record.scopes:
+        raise InsufficientScope("This token was not issued with the openid scope.", scope=OPENID)
+    body = {"sub": pairwise_subject(client, record.person_id)}
+    body.update(person_claims(p, record.person_id, record.claims, "userinfo"))
+    return jsonify(body)
+
+
+def _bearer_token() -> str:
+    """RFC 6750 §2.1 header or §2.2 form body; never both, never the query (§2.3, §5.3)."""
+    header = request.headers.get("Authorization", "")
+    in_body = request.method == "POST" and request.mimetype == FORM and "access_token" in request.form
+    if header and in_body:
+        raise InvalidRequest("Send the access token once (RFC 6750 §2).")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidBearerToken("Use the Bearer scheme.")
+        return token.strip()
+    if in_body:
+        return request.form["access_token"]
+    raise InvalidBearerToken("An access token is required.", with_code=False)
