@@ -9,6 +9,7 @@ from aggregator.store.people import PersonRecord
 
 
 def dashboard_context(person: PersonRecord) -> dict[str, Any]:
+    from aggregator.introspection.audit import recent_activity
     from aggregator.oauth.apps import revoke_url
 
     store = services().store
@@ -23,4 +24,5 @@ def dashboard_context(person: PersonRecord) -> dict[str, Any]:
             "institutions": sorted(names.get(rid, "?") for rid in grant.registration_ids),
             "revoke_url": revoke_url(grant.id),
         })
-    return {"registrations": registrations, "grants": grants}
+    return {"registrations": registrations, "grants": grants,
+            "activity": recent_activity(person.id, limit=10)}

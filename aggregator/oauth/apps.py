@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import redirect, url_for
+from flask import flash, redirect, url_for
 
 from aggregator.accounts.current import current_person, login_required
 from aggregator.errors import NotFound
@@ -21,7 +21,10 @@ def revoke_app(grant_id: str):
     grant = p.grants.get_for(person.id, grant_id) if len(grant_id) <= 100 else None
     if grant is None:
         raise NotFound("That app no longer has access.")
+    client = p.clients.get(grant.client_id)
     end_grant(p, grant)
+    name = client.display_name if client else "The app"
+    flash(f"{name} no longer has access to your data.")
     return redirect(url_for("accounts.dashboard") + "#apps", code=303)
 
 

@@ -100,7 +100,9 @@ def test_the_person_sees_the_app_on_the_dashboard_and_revokes_it(server, nat):
     assert store.find_refresh_token(tokens["refresh_token"]) is None
     refresh = app.post("/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
-    assert "Grapher" not in nat.http.get(nat.url("/")).text
+    after = nat.http.get(nat.url("/")).text
+    assert "Grapher no longer has access to your data." in after
+    assert "No app has access to your data." in after
 
 
 def test_a_person_cannot_revoke_someone_elses_grant(server, nat):
