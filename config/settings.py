@@ -152,9 +152,10 @@ class Settings:
         }
 
 
-def _describe(messages: Any) -> str:
+def describe_errors(messages: Any) -> str:
+    """Marshmallow error messages as one line: ``field: message; other: message``."""
     if isinstance(messages, dict):
-        return "; ".join(f"{key}: {_describe(value)}" for key, value in messages.items())
+        return "; ".join(f"{key}: {describe_errors(value)}" for key, value in messages.items())
     if isinstance(messages, list):
         return " ".join(str(item) for item in messages)
     return str(messages)
@@ -169,7 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         data = EnvironmentSchema().load(cleaned)
     except ValidationError as exc:
-        lines = [f"  {name}: {_describe(message)}" for name, message in sorted(exc.messages.items())]
+        lines = [f"  {name}: {describe_errors(message)}" for name, message in sorted(exc.messages.items())]
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
     issuer = (data["AGGREGATOR_ISSUER"] or f"http://127.0.0.1:{data['AGGREGATOR_PORT']}").rstrip("/")
     return Settings(

@@ -94,24 +94,27 @@ def generate_jwks(alg: str = "PS256", rsa_bits: int = 2048) -> tuple[dict[str, A
     return keys.as_dict(private=False), keys.as_dict(private=True)
 
 
+def json_setting(value: Any) -> Any:
+    """A JSON configuration value given inline, or as ``@/path/to/file.json``."""
+    if not isinstance(value, str):
+        return value
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValidationError("Not valid JSON (give JSON, or @path to a file).") from None
+
+
 class JWKSField(fields.Field):
     """A private JWKS given inline as JSON, or as ``@/path/to/file.json``."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
-        if isinstance(value, dict):
-            return value
-        if not isinstance(value, str):
-            raise ValidationError("Not a JWKS.")
-        text = value
-        if value.startswith("@"):
-            try:
-                text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            raise ValidationError("Not valid JSON (give the JWKS, or @path to a file).") from None
+        parsed = json_setting(value)
         if not isinstance(parsed, dict) or not isinstance(parsed.get("keys"), list):
             raise ValidationError('A JWKS is an object with a "keys" array.')
         try:

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from aggregator.security import csrf_exempt
+from config.settings import describe_errors
 
 if TYPE_CHECKING:
     from plugins.moneyhub.plugin import MoneyhubPlugin
@@ -94,13 +95,13 @@ def parse_webhook(body: Any) -> WebhookEvent:
     try:
         envelope = WebhookSchema().load(body if isinstance(body, dict) else {})
     except ValidationError as exc:
-        raise WebhookRejected(_describe(exc.messages)) from None
+        raise WebhookRejected(describe_errors(exc.messages)) from None
     new: dict[str, tuple[str, ...]] = {}
     if envelope["eventType"] == NEW_TRANSACTIONS:
         try:
             payload = NewTransactionsPayload().load(envelope["payload"])
         except ValidationError as exc:
-            raise WebhookRejected("payload: " + _describe(exc.messages)) from None
+            raise WebhookRejected("payload: " + describe_errors(exc.messages)) from None
         for account in payload["accounts"]:
             new[account["id"]] = new.get(account["id"], ()) + tuple(account["transactions"])
     return WebhookEvent(envelope["id"], envelope["eventType"], envelope["userId"], new)
@@ -146,11 +147,3 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
     # Moneyhub cannot send our CSRF token; the shared secret authenticates it instead
     bp.add_url_rule("/webhooks", "receive", csrf_exempt(receive), methods=["POST"])
     return bp
-
-
-def _describe(messages: Any) -> str:
-    if isinstance(messages, dict):
-        return "; ".join(f"{key}: {_describe(value)}" for key, value in messages.items())
-    if isinstance(messages, list):
-        return " ".join(_describe(item) for item in messages)
-    return str(messages)

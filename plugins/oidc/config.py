@@ -20,9 +20,7 @@ Each field is the lower-cased suffix of its variable (``OIDC_CLIENT_ID`` -> ``cl
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +38,7 @@ from marshmallow import (
 from aggregator.upstream.contract import DATA_SCOPES
 
 # The private-JWKS field and its signing-key checks are shared with the Moneyhub plugin.
-from aggregator.upstream.keys import JWKSField
+from aggregator.upstream.keys import JWKSField, json_setting
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 DEFAULT_SCOPES = {
@@ -50,22 +48,6 @@ DEFAULT_SCOPES = {
 }
 INSTITUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:-]+)\}")
-
-
-def _json_value(value: Any) -> Any:
-    """A JSON value given inline, or as ``@/path/to/file.json``."""
-    if not isinstance(value, str):
-        return value
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise ValidationError("Not valid JSON (give JSON, or @path to a file).") from None
 
 
 class _UpstreamUrl(fields.Url):
@@ -102,7 +84,7 @@ class InstitutionSchema(Schema):
 
 class InstitutionList(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
-        parsed = _json_value(value)
+        parsed = json_setting(value)
         if not isinstance(parsed, list) or not parsed:
             raise ValidationError("A non-empty JSON list of institutions.")
         institutions = InstitutionSchema(many=True).load(parsed)
@@ -114,7 +96,7 @@ class InstitutionList(fields.Field):
 
 class ScopeMap(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
-        parsed = _json_value(value)
+        parsed = json_setting(value)
         if not isinstance(parsed, dict) or not all(
             isinstance(v, str) and v.strip() for v in parsed.values()
         ):
