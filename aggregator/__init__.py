@@ -10,6 +10,7 @@ from flask import Flask
 from aggregator.crypto import load_key_ring
 from aggregator.errors import register_error_handlers
 from aggregator.logs import configure_logging, init_access_log
+from aggregator.registry.notices import RegistryNotices
 from aggregator.security import init_security
 from aggregator.services import Services
 from aggregator.sessions import RedisSessionInterface
@@ -48,6 +49,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
             callback_url=f"{settings.issuer}/connections/callback/{name}",
             cache=RedisPluginCache(store.redis, keyring, name),
             http_timeout=settings.upstream_timeout,
+            notices=RegistryNotices(store, name),
         )
 
     svc.plugins = load_plugins(settings, context_for)

@@ -24,5 +24,9 @@ def dashboard_context(person: PersonRecord) -> dict[str, Any]:
             "institutions": sorted(names.get(rid, "?") for rid in grant.registration_ids),
             "revoke_url": revoke_url(grant.id),
         })
+    notices = [
+        {"notice": notice, "institution": names.get(notice.registration_id or "")}
+        for notice in store.notices.for_person(person.id, limit=10)
+    ]
     return {"registrations": registrations, "grants": grants,
-            "activity": recent_activity(person.id, limit=10)}
+            "activity": recent_activity(person.id, limit=10), "notices": notices}

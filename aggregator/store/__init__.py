@@ -9,6 +9,7 @@ import redis
 from aggregator.crypto import KeyRing
 from aggregator.store.grants import GrantRepository
 from aggregator.store.link_states import LinkStateRepository
+from aggregator.store.notices import NoticeRepository
 from aggregator.store.people import PeopleRepository
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
@@ -59,6 +60,10 @@ class Store:
     @cached_property
     def link_states(self) -> LinkStateRepository:
         return LinkStateRepository(self.redis, self.keyring)
+
+    @cached_property
+    def notices(self) -> NoticeRepository:
+        return NoticeRepository(self.redis, self.keyring)
 
     @cached_property
     def grants(self) -> GrantRepository:

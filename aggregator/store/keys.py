@@ -167,3 +167,8 @@ def pushed_request(uri_hash: str) -> str:
 def pending_authorization(id_hash: str) -> str:
     """An authorization request waiting for the person (login, consent)."""
     return f"authz:{id_hash}"
+
+
+# notices plugins leave for a person (webhooks)
+def notices(person_id: str) -> str:
+    return f"notices:{person_tag(person_id)}"

@@ -30,6 +30,8 @@ import requests
 from marshmallow import Schema
 
 from aggregator.crypto import KeyRing
+from aggregator.registry.notices import RegistryNotices
+from aggregator.store import Store
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.upstream.contract import (
     DATA_SCOPES,
@@ -63,11 +65,13 @@ def build_plugin(
 
     config = cls.config_schema().load(dict(environ))
     keyring = KeyRing([("test", secrets.token_bytes(32))])
+    client = redis.Redis.from_url(redis_url)
     context = PluginContext(
         issuer=issuer,
         callback_url=f"{issuer}/connections/callback/{name}",
-        cache=RedisPluginCache(redis.Redis.from_url(redis_url), keyring, name),
+        cache=RedisPluginCache(client, keyring, name),
         http_timeout=10.0,
+        notices=RegistryNotices(Store(client, keyring), name),
     )
     return cls(config, context)
 

@@ -214,6 +214,19 @@ class PluginCache(ABC):
     def delete(self, key: str, *, person_id: str | None = None) -> None: ...
 
 
+class PersonNotices(ABC):
+    """How a plugin tells the core about a person's registrations between their visits
+    (webhooks, background syncs): the dashboard shows notices; statuses update at once."""
+
+    @abstractmethod
+    def record(self, person_id: str, message: str, *, external_id: str | None = None) -> None:
+        """Show ``message`` (plain, no secrets) on the person's dashboard."""
+
+    @abstractmethod
+    def report_status(self, person_id: str, external_id: str, report: StatusReport) -> bool:
+        """Set the status of this plugin's registration ``external_id``; False when unknown."""
+
+
 @dataclass(frozen=True)
 class PluginContext:
     """What the core provides to a plugin instance."""
@@ -222,6 +235,8 @@ class PluginContext:
     callback_url: str
     cache: PluginCache
     http_timeout: float = 10.0
+    #: always set by the core and by the contract kit
+    notices: PersonNotices | None = None
 
 
 # --------------------------------------------------------------------------- plugin

@@ -119,11 +119,11 @@ class MoneyhubPlugin(UpstreamPlugin):
         user_id = self.identity.create_user(person.id)
         if cache.add("user", user_id, person_id=person.id):
             log.info("moneyhub user created", extra={"person_id": person.id})
-            return user_id
+            return self._remember_owner(user_id, person)
         winner = cache.get("user", person_id=person.id)
         if not winner:  # the other entry vanished meanwhile: ours will do
             cache.set("user", user_id, person_id=person.id)
-            return user_id
+            return self._remember_owner(user_id, person)
         # another request created the person's user meanwhile: keep that one only
         try:
             self.identity.delete_user(user_id)
@@ -131,12 +131,22 @@ class MoneyhubPlugin(UpstreamPlugin):
             log.warning("duplicate moneyhub user left behind", extra={"person_id": person.id})
         return winner
 
+    def _remember_owner(self, user_id: str, person: Person) -> str:
+        """Webhooks name the Moneyhub user only: keep the way back to our person."""
+        self.context.cache.set(f"owner:{user_id}", person.id)
+        return user_id
+
+    def owner_of(self, user_id: str) -> str | None:
+        """Our person id for a Moneyhub user id, if the user is one of ours."""
+        return self.context.cache.get(f"owner:{user_id}")
+
     def forget_person(self, person: Person) -> None:
         """Deleting a person deletes their Moneyhub user and its connections (``DELETE /users``)."""
         user_id = self.context.cache.get("user", person_id=person.id)
         if user_id:
             self.identity.delete_user(user_id)
             self.context.cache.delete(f"connections:{user_id}")
+            self.context.cache.delete(f"owner:{user_id}")
         self.context.cache.delete("user", person_id=person.id)
 
     # ------------------------------------------------------------------ linking
@@ -449,6 +459,19 @@ class MoneyhubPlugin(UpstreamPlugin):
             self.context.cache.delete(key)
             return self._connection(user_id, connection_id)
         return found
+
+    def report_statuses(self, person_id: str, user_id: str) -> int:
+        """Ask Moneyhub for the user's connections now and report each one's status to the
+        core (after a webhook), so apps see a broken connection before the person visits."""
+        listed = self.identity.user_connections(user_id) or []
+        if self.settings.status_ttl:
+            self.context.cache.set(f"connections:{user_id}", listed, ttl=self.settings.status_ttl)
+        reported = 0
+        for connection in listed:
+            report = connections.status_of(connection, self.clock())
+            if self.context.notices and isinstance(connection.get("id"), str):
+                reported += self.context.notices.report_status(person_id, connection["id"], report)
+        return reported
 
     def status(self, registration: Registration) -> StatusReport:
         """``GET /users/:id/connections`` mapped onto our statuses (see connections.py)."""

@@ -6,7 +6,8 @@ query string because the access log records paths but never query strings.
 
 Nothing in a webhook is trusted as data: it only tells us that a user's connections changed, so
 their cached connection list is dropped and the next status check or token hand-out asks
-Moneyhub again. That keeps a forged webhook harmless beyond one extra request to Moneyhub.
+Moneyhub again, and the person sees a notice on their dashboard. That keeps a forged webhook
+harmless beyond one extra request to Moneyhub. A webhook about a user we do not know is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from aggregator.security import csrf_exempt
+from aggregator.upstream.contract import UpstreamError
 from config.settings import describe_errors
 
 if TYPE_CHECKING:
@@ -134,12 +136,22 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
             event = parse_webhook(request.get_json(silent=True))
         except WebhookRejected as exc:
             return jsonify(error="invalid_request", error_description=str(exc)), 400
+        person_id = plugin.owner_of(event.user_id)
+        if person_id is None:
+            return jsonify(error="invalid_request",
+                           error_description="userId: not a Moneyhub user of this service."), 400
         cache = plugin.context.cache
         if not cache.add(f"webhook:{event.id}", True, ttl=DEDUPLICATION_TTL):
             return jsonify(received=event.id, duplicate=True), 200
         effect = effect_of(event)
         if effect.forget_connections:
             cache.delete(f"connections:{effect.user_id}")
+        if plugin.context.notices is not None:
+            plugin.context.notices.record(person_id, f"Moneyhub: {effect.summary}.")
+        try:
+            plugin.report_statuses(person_id, event.user_id)
+        except UpstreamError:
+            log.warning("moneyhub unreachable after a webhook; statuses update on the next visit")
         log.info("moneyhub webhook", extra={"event_type": event.event_type,
                                             "summary": effect.summary})
         return jsonify(received=event.id), 200

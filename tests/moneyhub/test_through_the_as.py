@@ -154,12 +154,16 @@ def test_webhooks_are_authenticated_validated_and_deduplicated(moneyhub_as, pers
     }
     assert post_webhook(server, event, token="wrong-secret-0123456789").status_code == 404
     assert post_webhook(server, {**event, "payload": {"accounts": "x"}}).status_code == 400
+    stranger = post_webhook(server, {**event, "userId": "5c79210bbac25ecb5e71ac40"})
+    assert stranger.status_code == 400 and "userId" in stranger.json()["error_description"]
     accepted = post_webhook(server, event)
     assert accepted.status_code == 200 and accepted.json() == {"received": event["id"]}
     assert post_webhook(server, event).json()["duplicate"] is True
-
-    agent.http.get(agent.url("/connections"))
-    assert registrations_of(server, "hana")[0].status == "reauth_required"
+    assert registrations_of(server, "hana")[0].status == "reauth_required", (
+        "the webhook made the plugin report the connection's status at once"
+    )
+    dashboard = agent.http.get(agent.url("/")).text
+    assert "Moneyhub: 2 new transaction(s) in 1 account(s)." in dashboard
 
 
 def test_no_webhook_route_without_a_secret(make_as, moneyhub_fake):
