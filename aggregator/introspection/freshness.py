@@ -84,7 +84,7 @@ class FreshTokens:
     # ------------------------------------------------------------------ the fan-out
 
     def collect(
-        self, person: Person, records: Iterable[RegistrationRecord], scopes: frozenset[str]
+        self, person_id: str, records: Iterable[RegistrationRecord], scopes: frozenset[str]
     ) -> dict[str, Outcome]:
         """Registration id -> outcome, within about ``upstream_timeout`` seconds."""
         key = scope_key(scopes)
@@ -96,12 +96,16 @@ class FreshTokens:
             if blocked is not None:
                 outcomes[record.id] = blocked
                 continue
-            cached = self.svc.store.registrations.cached_token(person.id, record.id, key)
+            cached = self.svc.store.registrations.cached_token(person_id, record.id, key)
             if cached is not None and self._fresh(cached, now):
                 outcomes[record.id] = _ok(cached)
             else:
                 stale[record.id] = (record, cached)
         if stale:
+            person = self._person(person_id)
+            if person is None:
+                return {**outcomes, **{rid: _failed("error", "The person's account is gone.")
+                                       for rid in stale}}
             deadline = time.monotonic() + self.timeout
             futures: dict[Future[Outcome], RegistrationRecord] = {
                 self.pool.submit(self.refresh, person, record, scopes, seen, deadline): record
@@ -114,6 +118,10 @@ class FreshTokens:
                 else:
                     outcomes[record.id] = self._timed_out(record)
         return outcomes
+
+    def _person(self, person_id: str) -> Person | None:
+        record = self.svc.store.people.get(person_id)
+        return Person(record.id, record.username) if record else None
 
     def _blocked(self, record: RegistrationRecord, now: float) -> Outcome | None:
         """Why no token can be had for ``record`` without the person, if so."""
@@ -188,7 +196,7 @@ class FreshTokens:
             if time.monotonic() + pause > deadline:
                 return False
             time.sleep(pause)
-            pause = min(pause * 1.5, 0.05)
+            pause = min(pause * 1.5, 0.025)
         return True
 
     def _refresh_held(
@@ -201,40 +209,35 @@ class FreshTokens:
         lease: Lease,
     ) -> Outcome:
         registrations = self.svc.store.registrations
-        # Another holder may have finished (and rotated the secrets) just before we got the
-        # lease: look again at the cache and at the stored registration.
+        # Another holder may have finished just before we got the lease: look at the cache
+        # again. Its rotated secrets need no second look: ``as_registration`` reads them now.
+        # (A status it set meanwhile is not re-read: asking upstream again gives the same.)
         cached = registrations.cached_token(person.id, record.id, key)
         if self._usable(cached, seen):
             return _ok(cached)  # type: ignore[arg-type]
-        current = registrations.get(person.id, record.id)
-        if current is None:
-            return _failed("error", "The connection was removed.")
-        blocked = self._blocked(current, time.time())
-        if blocked is not None:
-            return blocked
-        plugin = self.svc.plugins[current.provider]
+        plugin = self.svc.plugins[record.provider]
         started = time.monotonic()
         try:
-            result = plugin.access_token(as_registration(self.svc, current, person), scopes)
+            result = plugin.access_token(as_registration(self.svc, record, person), scopes)
         except UpstreamUnavailable as exc:
             # transient: the entry says so, the registration keeps its status
             lease.leave_failure("error", exc.description)
             return _failed("error", exc.description)
         except UpstreamError as exc:
-            registrations.set_status(current, exc.status, exc.description)
+            registrations.set_status(record, exc.status, exc.description)
             lease.leave_failure(exc.status, exc.description)
             return _failed(exc.status, exc.description)
         except Exception:
-            message = f"{current.institution_name} could not be reached; try again later."
+            message = f"{record.institution_name} could not be reached; try again later."
             lease.leave_failure("error", message)
             raise
         upstream = result.token
         token = CachedToken(upstream.access_token, upstream.expires_at, upstream.token_type,
                             upstream.scope)
         # Persist first: the upstream may already have invalidated the old refresh token.
-        registrations.store_refreshed(current, key, token, result.secrets, result.metadata)
+        registrations.store_refreshed(record, key, token, result.secrets, result.metadata)
         log.info("upstream token refreshed", extra={
-            "registration_id": current.id, "provider": current.provider,
+            "registration_id": record.id, "provider": record.provider,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return _ok(token)

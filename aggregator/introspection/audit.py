@@ -1,0 +1,44 @@
+"""Who received which of a person's upstream tokens: recorded per release, read by people
+(dashboard) and operators (``aggregator audit``). Token values are never recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+
+from aggregator.services import services
+from aggregator.store.audit import AuditEvent
+
+
+def record_release(
+    client_id: str, client_name: str, person_id: str, released: Sequence[tuple[str, str]]
+) -> AuditEvent | None:
+    """Log that ``client_id`` received tokens for ``released`` (registration id, name) pairs."""
+    if not released:
+        return None
+    event = AuditEvent(
+        at=int(time.time()),
+        client_id=client_id,
+        client_name=client_name,
+        person_id=person_id,
+        registrations=tuple(released),
+        request_id=getattr(g, "request_id", None) if has_request_context() else None,
+    )
+    services().store.audit.append(event)
+    return event
+
+
+def describe(event: AuditEvent) -> str:
+    """"Grapher read Bank of Astoria and Monami Card at 2026-11-22 10:31 UTC"."""
+    names = [name for _, name in event.registrations]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    when = datetime.fromtimestamp(event.at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{event.client_name or event.client_id} read {listed} at {when}"
+
+
+def recent_activity(person_id: str, limit: int = 20) -> list[str]:
+    """The person's latest releases, newest first, as sentences for the dashboard."""
+    return [describe(event) for event in services().store.audit.for_person(person_id, limit)]

@@ -1,0 +1,156 @@
+"""``POST /introspect``: RFC 7662 token introspection, read top to bottom as the protocol's steps.
+
+1. ``no_store``               ``Cache-Control: no-store``: answers carry tokens (as RFC 6749 §5.1)
+2. ``parse_body``             form-encoded, no repeated parameters (RFC 7662 §2.1, RFC 6749 §3.2)
+3. ``authenticate``           the caller is a registered client (RFC 7662 §2.1)
+4. ``require_token``          the ``token`` parameter is present (RFC 7662 §2.1)
+5. ``describe``               ``{"active": false}`` unless the token is live and the caller's
+                              (RFC 7662 §2.2, §4); else its members and ``institutions``
+6. ``audit``                  record which upstream tokens were released, to whom
+7. ``render``                 JSON, or a signed JWT when asked for (RFC 9701)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from aggregator.errors import InvalidRequest, ProtocolError, UnsupportedMediaType
+from aggregator.introspection.audit import record_release
+from aggregator.introspection.response import INACTIVE, Institutions, institutions
+from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
+from aggregator.oauth.blueprints import _json_error, _json_http_error
+from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.id_token import pairwise_subject
+from aggregator.security import csrf_exempt
+from aggregator.services import services
+from aggregator.store.clients import ClientRecord
+from aggregator.store.tokens import AccessTokenRecord, RefreshTokenRecord
+
+bp = Blueprint("introspection", __name__)
+# a client-facing endpoint: errors are the RFC's JSON whatever the Accept header says
+bp.register_error_handler(ProtocolError, _json_error)
+bp.register_error_handler(HTTPException, _json_http_error)
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@bp.post("/introspect")
+@csrf_exempt
+def introspect() -> Response:
+    """RFC 7662 §2: describe a token to the client it was issued to."""
+    no_store()
+    params = parse_body()
+    client = authenticate()
+    token = require_token(params)
+    body, released = describe(client, token)
+    audit(client, released)
+    return render(body, client)
+
+
+def no_store() -> None:
+    """Every answer, errors included, is marked ``no-store`` (``security`` sets the headers)."""
+    g.no_store = True
+
+
+def parse_body() -> MultiDict[str, str]:
+    """The form parameters. RFC 7662 §2.1: the body is ``application/x-www-form-urlencoded``."""
+    if request.mimetype != FORM and request.content_length:
+        raise UnsupportedMediaType(f"The request body must be {FORM}.")
+    params = request.form
+    # RFC 6749 §3.2 (which RFC 7662 §2.1 builds on): parameters MUST NOT be repeated.
+    for name in params:
+        if len(params.getlist(name)) > 1:
+            raise InvalidRequest(f"Parameter '{name}' is repeated.")
+    return params
+
+
+def authenticate() -> ClientRecord:
+    """RFC 7662 §2.1: the endpoint MUST require authorization; here, client authentication with
+    the client's registered method, as at the token endpoint."""
+    client = authenticate_client(f"{services().settings.issuer}/introspect")
+    g.log_client_id = client.client_id
+    return client
+
+
+def require_token(params: MultiDict[str, str]) -> str:
+    """RFC 7662 §2.1: ``token`` is REQUIRED."""
+    token = params.get("token", "")
+    if not token:
+        raise InvalidRequest("Missing 'token'.")
+    # ``token_type_hint`` is optional and may be ignored (RFC 7662 §2.1): we look everywhere.
+    return token
+
+
+def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institutions | None]:
+    """The response body, and the institutions whose tokens it releases (None: no release)."""
+    svc = services()
+    record = find(token)
+    if record is None or not entitled(client, record.client_id):
+        return dict(INACTIVE), None
+    # the token's own client: its pairwise ``sub`` is the one in that client's ID tokens
+    owner = client if client.client_id == record.client_id else svc.store.clients.get(record.client_id)
+    if owner is None:
+        return dict(INACTIVE), None  # the app was deleted while we looked
+    body = members(owner, record)
+    if isinstance(record, RefreshTokenRecord):
+        return body, None  # a refresh token is for the token endpoint: no upstream tokens
+    if record.person_id is None or record.grant_id is None:
+        return body, None  # a client_credentials token: no person, no institutions
+    grant = svc.store.grants.get_for(record.person_id, record.grant_id)
+    if grant is None:
+        return dict(INACTIVE), None  # revoked while we looked
+    kept = current_app.extensions["introspection"]
+    found = institutions(svc, kept.fresh, kept.recent, grant, record.scope)
+    body["institutions"] = found.entries
+    return body, found
+
+
+def find(token: str) -> AccessTokenRecord | RefreshTokenRecord | None:
+    """The live access or refresh token (RFC 7662 §2.1: whatever the hint says)."""
+    tokens = services().store.tokens
+    return tokens.find_access_token(token) or tokens.find_refresh_token(token)
+
+
+def entitled(client: ClientRecord, token_client_id: str) -> bool:
+    """RFC 7662 §4: only the token's own client, or a resource server acting for it, learns
+    anything; everyone else is told the token is inactive."""
+    return client.client_id == token_client_id or token_client_id in client.resource_server_for
+
+
+def members(owner: ClientRecord, record: AccessTokenRecord | RefreshTokenRecord) -> dict[str, Any]:
+    """RFC 7662 §2.2 members, in the documented order (``institutions`` follows).
+
+    ``sub`` is the pairwise identifier ``owner`` (the token's client) sees in its ID tokens
+    (OIDC Core §8.1), so an app can match the token to the person it signed in.
+    """
+    svc = services()
+    body: dict[str, Any] = {"active": True, "scope": record.scope, "client_id": record.client_id}
+    if record.person_id is not None:
+        body["sub"] = pairwise_subject(owner, record.person_id)
+    body.update(exp=record.expires_at, iat=record.issued_at, iss=svc.settings.issuer)
+    if isinstance(record, AccessTokenRecord):
+        body["token_type"] = record.token_type  # RFC 7662 §2.2: an access token's type
+    if record.grant_id is not None:
+        body["grant_id"] = record.grant_id
+    return body
+
+
+def audit(client: ClientRecord, found: Institutions | None) -> None:
+    """Record a release of upstream tokens (nothing when none was released)."""
+    if found is None or not found.released:
+        return
+    record_release(client.client_id, client.display_name, found.person_id, found.released)
+
+
+def render(body: dict[str, Any], client: ClientRecord) -> Response:
+    """JSON (RFC 7662 §2.2), or the RFC 9701 JWT when the client asks for it."""
+    if wants_jwt(request):
+        svc = services()
+        signed = signed_response(body, issuer=svc.settings.issuer, audience=client.client_id,
+                                 keys=svc.signing_keys)
+        return Response(signed, mimetype=MEDIA_TYPE)
+    return jsonify(body)

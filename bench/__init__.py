@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m bench`` / ``make bench``. See docs/introspection.md."""

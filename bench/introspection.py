@@ -1,0 +1,261 @@
+"""Introspection under gunicorn, as in production, in one run:
+
+(a) throughput and p50/p99 latency for a person with 4 registrations whose tokens are fresh,
+    as a fraction of a minimal Flask endpoint doing one Redis GET (same gunicorn settings);
+(b) latency with 20 registrations all needing a refresh from a 100 ms upstream, against an
+    introspection needing a single refresh;
+(c) upstream refreshes caused by 50 simultaneous introspections of one expired registration.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aggregator import create_app
+from aggregator.crypto import KeyRing
+from aggregator.oauth.clients import register_client
+from aggregator.oauth.provider import Provider
+from aggregator.registry.service import FULL_SCOPE_KEY
+from aggregator.services import Services
+from aggregator.store.registrations import CachedToken
+from aggregator.testing.servers import reserve_port
+from bench import upstream
+from bench.cluster import Cluster, Server
+from bench.load import Request, Stats, burst, hammer, repeat
+from config import load_settings
+
+DATA = "accounts:read balances:read transactions:read"
+LATENCY_MS = 100
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A person's token at the Grapher and how many institutions it should list."""
+
+    request: Request
+    institutions: int
+
+    def check(self, status: int, body: bytes) -> bool:
+        return status == 200 and body.count(b'"status":"ok"') == self.institutions
+
+
+def _seed(svc: Services, bank_url: str, app_auth: str, client_id: str, username: str, count: int,
+          *, cached_for: int | None) -> Seeded:
+    """A person with ``count`` registrations granted to the app; cached tokens valid
+    ``cached_for`` seconds (None: no cached token)."""
+    store = svc.store
+    person = store.people.create(username, "bench-not-a-password-hash")
+    ids = set()
+    for n in range(count):
+        token = None
+        if cached_for is not None:
+            token = CachedToken(f"at-seeded-{username}-{n}", int(time.time()) + cached_for, "Bearer", None)
+        record = store.registrations.save_linked(
+            person.id, "benchbank", institution_id=f"bank-{n}", institution_name=f"Bank {n}",
+            icon_url=None, external_id=f"{username}-{n}", endpoint=f"{bank_url}/users/{username}-{n}",
+            secrets_value={"refresh_token": f"rt-{username}-{n}"}, metadata={},
+            consent_expires_at=None, share_group=None, token=token, scope_key=FULL_SCOPE_KEY)
+        ids.add(record.id)
+    grant = store.grants.create(client_id, person.id, ["openid", *DATA.split()], ids)
+    token, _ = store.tokens.issue_access_token(client_id=client_id, person_id=person.id,
+                                               grant_id=grant.id, scope=grant.scope, ttl=3600)
+    body = urlencode({"token": token}).encode()
+    headers = {"Authorization": app_auth, "Content-Type": "application/x-www-form-urlencoded"}
+    return Seeded(Request("POST", "/introspect", body, headers), count)
+
+
+@dataclass
+class Measured:
+    """A load run and the server CPU it cost."""
+
+    stats: Stats
+    cpu_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        per = self.cpu_seconds / self.stats.count * 1000 if self.stats.count else None
+        return {**self.stats.as_dict(), "server_cpu_ms_per_request": round(per, 3) if per else None}
+
+
+def _measure(server: Server, run: Callable[[], Stats]) -> Measured:
+    before = server.cpu_seconds()
+    stats = run()
+    return Measured(stats, server.cpu_seconds() - before)
+
+
+def _interleaved(runs: dict[str, tuple[Server, Callable[[float], Stats]]], seconds: float,
+                 rounds: int = 3) -> dict[str, Measured]:
+    """Alternate the runs in ``rounds`` slices, so drifting background load hits them alike."""
+    totals: dict[str, Measured] = {}
+    for _ in range(rounds):
+        for name, (server, run) in runs.items():
+            part = _measure(server, lambda run=run: run(seconds / rounds))
+            if name in totals:
+                total = totals[name]
+                total.stats = total.stats.merged(part.stats)
+                total.cpu_seconds += part.cpu_seconds
+            else:
+                totals[name] = part
+    return totals
+
+
+def run(seconds: float = 6.0) -> dict[str, Any]:
+    """Run the three phases; returns the figures (also printed and written by ``main``)."""
+    defaults = load_settings({})
+    workers, threads = defaults.workers, defaults.threads
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Cluster(Path(tmp)) as cluster:
+        site = upstream.install(Path(tmp) / "site")
+        sys.path.insert(0, str(site))
+        redis = cluster.redis()
+        bank = cluster.gunicorn("bench.upstream:app", dict(os.environ), workers=1, threads=64,
+                                ready_path="/stats")
+        port = reserve_port()
+        environ = {
+            **os.environ,
+            "PYTHONPATH": str(site),
+            "REDIS_URL": redis.url,
+            "AGGREGATOR_ISSUER": f"http://127.0.0.1:{port}",
+            "AGGREGATOR_DATA_DIR": str(Path(tmp) / "as"),
+            "AGGREGATOR_ENCRYPTION_KEYS": KeyRing.new_key_item(),
+            "AGGREGATOR_PLUGINS": "benchbank",
+            "BENCHBANK_URL": bank.url,
+        }
+        svc: Services = create_app(environ).extensions["aggregator"]
+        issued = register_client(Provider(svc), {
+            "client_name": "Grapher", "redirect_uris": ["https://grapher.example/cb"],
+            "grant_types": ["authorization_code"], "scope": f"openid {DATA}"})
+        app_auth = "Basic " + base64.b64encode(
+            f"{issued.client.client_id}:{issued.client_secret}".encode()).decode()
+        seed = lambda *a, **k: _seed(svc, bank.url, app_auth, issued.client.client_id, *a, **k)  # noqa: E731
+        four = seed("four", 4, cached_for=3600)
+        twenty = seed("twenty", 20, cached_for=None)
+        one = seed("one", 1, cached_for=None)
+        stampede = seed("stampede", 1, cached_for=30)  # inside the freshness window: expired
+        unknown = replace(four.request, body=urlencode({"token": "not-a-token"}).encode())
+        svc.store.redis.set("bench:floor", "ok")
+
+        server = cluster.gunicorn("wsgi:app", environ, workers=workers, threads=threads, port=port,
+                                  ready_path="/readyz")
+        floor = cluster.gunicorn("bench.floor:app", {**os.environ, "REDIS_URL": redis.url},
+                                 workers=workers, threads=threads, ready_path="/floor")
+
+        # (a) fresh tokens against the floor (and, for reference, an unknown token: client
+        # authentication and token lookup only)
+        clients = threads
+        inactive = b'{"active":false}'
+        a = _interleaved({
+            "floor": (floor, lambda t: hammer(floor.url, Request("GET", "/floor"), threads=clients,
+                                              seconds=t)),
+            "fresh": (server, lambda t: hammer(server.url, four.request, threads=clients, seconds=t,
+                                               check=four.check)),
+            "unknown": (server, lambda t: hammer(server.url, unknown, threads=clients, seconds=t,
+                                                 check=lambda s, b: s == 200 and b.strip() == inactive)),
+        }, seconds)
+
+        # (b) every token must be refreshed, upstream answers in 100 ms
+        upstream.set_faults(bank.url, latency_ms=LATENCY_MS, access_token_ttl=30)
+        repeat(server.url, one.request, times=2, check=one.check)  # warm up the refresh path
+        single = repeat(server.url, one.request, times=15, check=one.check)
+        many = repeat(server.url, twenty.request, times=15, check=twenty.check)
+
+        # (c) 50 introspections of one expired registration at once
+        upstream.set_faults(bank.url, latency_ms=LATENCY_MS, access_token_ttl=3600)
+        before = upstream.refreshes(bank.url)
+        crowd = burst(server.url, stampede.request, count=50, check=stampede.check)
+        calls = upstream.refreshes(bank.url) - before
+
+    return _figures(workers, threads, clients, a, single, many, crowd, calls)
+
+
+def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], single: Stats,
+             many: Stats, crowd: Stats, calls: int) -> dict[str, Any]:
+    floor, fresh = a["floor"].stats, a["fresh"].stats
+    ratio_a = fresh.throughput / floor.throughput if floor.throughput else 0.0
+    ratio_b = many.percentile(50) / single.percentile(50) if single.latencies else float("inf")
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "gunicorn": {"worker_class": "gthread", "workers": workers, "threads": threads},
+        "a_fresh_tokens": {
+            "load_threads": clients,
+            "floor_one_redis_get": a["floor"].as_dict(),
+            "introspection_4_fresh": a["fresh"].as_dict(),
+            "introspection_unknown_token": a["unknown"].as_dict(),
+            "throughput_ratio": round(ratio_a, 3),
+            "target": ">= 0.5",
+            "met": ratio_a >= 0.5 and fresh.errors == 0,
+        },
+        "b_concurrent_refresh": {
+            "upstream_latency_ms": LATENCY_MS,
+            "one_refresh": single.as_dict(),
+            "twenty_refreshes": many.as_dict(),
+            "p50_ratio": round(ratio_b, 3),
+            "target": "< 1.5",
+            "met": ratio_b < 1.5 and many.errors == 0,
+        },
+        "c_single_flight": {
+            "simultaneous_introspections": crowd.count + crowd.errors,
+            "answered_ok": crowd.count,
+            "upstream_refreshes": calls,
+            "p50_ms": round(crowd.percentile(50) * 1000, 1),
+            "max_ms": round(max(crowd.latencies, default=0) * 1000, 1),
+            "target": "== 1",
+            "met": calls == 1 and crowd.errors == 0,
+        },
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The figures as a plain-text table."""
+    a, b, c = figures["a_fresh_tokens"], figures["b_concurrent_refresh"], figures["c_single_flight"]
+    floor, fresh, unknown = (a["floor_one_redis_get"], a["introspection_4_fresh"],
+                             a["introspection_unknown_token"])
+    one, twenty = b["one_refresh"], b["twenty_refreshes"]
+    g = figures["gunicorn"]
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        cpu = m.get("server_cpu_ms_per_request")
+        return (f"{name:<44}{m['throughput_rps']:>9}{m['p50_ms']:>9}{m['p99_ms']:>9}"
+                f"{'' if cpu is None else cpu:>12}{m['errors']:>8}")
+
+    def verdict(name: str, value: Any, part: dict[str, Any]) -> str:
+        return f"{name:<44}{value!s:>9}{part['target']:>9}{'ok' if part['met'] else 'MISSED':>10}"
+
+    return "\n".join([
+        f"gunicorn gthread {g['workers']} workers x {g['threads']} threads; "
+        f"{figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average']}; "
+        f"{a['load_threads']} load threads in (a)",
+        "",
+        f"{'measure':<44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'errors':>8}",
+        row("(a) floor: Flask + one Redis GET", floor),
+        row("(a) introspect, 4 fresh tokens", fresh),
+        row("    (ref.) introspect, unknown token", unknown),
+        row(f"(b) introspect, 1 refresh at {b['upstream_latency_ms']} ms", one),
+        row(f"(b) introspect, 20 refreshes at {b['upstream_latency_ms']} ms", twenty),
+        f"{'(c) ' + str(c['simultaneous_introspections']) + ' at once, one expired registration':<44}"
+        f"{'':>9}{c['p50_ms']:>9}{c['max_ms']:>9}{'':>12}"
+        f"{c['simultaneous_introspections'] - c['answered_ok']:>8}",
+        "",
+        f"{'target':<44}{'value':>9}{'goal':>9}",
+        verdict("(a) introspect / floor, throughput", a["throughput_ratio"], a),
+        verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b),
+        verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c),
+    ])
+
+
+def write(figures: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"introspection-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    (directory / "introspection-latest.json").write_text(path.read_text())
+    return path
