@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Blueprint, Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("aggregator.errors")
@@ -133,17 +133,41 @@ def wants_html() -> bool:
     ]
 
 
+def json_error(exc: ProtocolError):
+    """The RFC 6749 §5.2 JSON error response."""
+    response = jsonify(exc.body())
+    response.status_code = exc.status_code
+    response.headers.update(exc.headers)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def json_http_error(exc: HTTPException):
+    """Werkzeug's own 4xx (a body too large, an unparsable form) as RFC JSON too."""
+    if exc.code is None or exc.code < 400:
+        return exc
+    cls = _HTTP_ERRORS.get(exc.code, InvalidRequest)
+    typed = cls(_HTTP_DESCRIPTIONS.get(exc.code, exc.name))
+    typed.status_code = exc.code
+    return json_error(typed)
+
+
+def api_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint of client-facing endpoints: every error is RFC JSON, whatever Accept says."""
+    bp = Blueprint(name, import_name)
+    bp.register_error_handler(ProtocolError, json_error)
+    bp.register_error_handler(HTTPException, json_http_error)
+    return bp
+
+
 def render_error(exc: ProtocolError):
     if wants_html():
         message = exc.description or _HTTP_DESCRIPTIONS.get(exc.status_code, exc.error)
         html = render_template("error.html", error=exc.error, message=message,
                                status=exc.status_code)
         return html, exc.status_code, {"Cache-Control": "no-store", **exc.headers}
-    response = jsonify(exc.body())
-    response.status_code = exc.status_code
-    response.headers.update(exc.headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_error(exc)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
 
-from aggregator.errors import InvalidRequest, ProtocolError, UnsupportedMediaType
+from aggregator.errors import InvalidRequest, UnsupportedMediaType, api_blueprint
 from aggregator.introspection.audit import record_release
 from aggregator.introspection.response import INACTIVE, Institutions, institutions
 from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
-from aggregator.oauth.blueprints import _json_error, _json_http_error
 from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.id_token import pairwise_subject
 from aggregator.security import csrf_exempt
@@ -30,10 +28,7 @@ from aggregator.services import services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.tokens import AccessTokenRecord, RefreshTokenRecord
 
-bp = Blueprint("introspection", __name__)
-# a client-facing endpoint: errors are the RFC's JSON whatever the Accept header says
-bp.register_error_handler(ProtocolError, _json_error)
-bp.register_error_handler(HTTPException, _json_http_error)
+bp = api_blueprint("introspection", __name__)
 
 FORM = "application/x-www-form-urlencoded"
 

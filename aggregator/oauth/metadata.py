@@ -41,6 +41,8 @@ def server_metadata(p: Provider) -> dict[str, Any]:
         "revocation_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
+        # RFC 9701 §7: signed introspection responses
+        "introspection_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "require_pushed_authorization_requests": p.settings.require_par,
