@@ -80,6 +80,8 @@ def main() -> int:
             embedded.stop()
             (settings.data_dir / "redis.url").unlink(missing_ok=True)
 
+    # explicit, so Ctrl-C works even when started where SIGINT is ignored (a background job)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if settings.redis_url:
