@@ -170,7 +170,11 @@ class RegistrationRepository(Repository):
             update["metadata"] = json.dumps(metadata, separators=(",", ":"))
         self._update_if_exists(pipe, key, update)
         self._put_token(pipe, record.person_id, record.id, scope_key, token)
-        pipe.execute()
+        still_there = pipe.execute()[0]
+        if not still_there:  # removed while the refresh ran: leave no token of it behind
+            cleanup = self.redis.pipeline(transaction=True)
+            self._drop_tokens(cleanup, record.person_id, record.id)
+            cleanup.execute()
 
     def set_status(
         self,

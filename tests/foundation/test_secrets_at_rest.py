@@ -54,3 +54,18 @@ def test_no_plaintext_secret_in_redis(make_as, redis_url):
     for secret in (PASSWORD, REFRESH, ACCESS, session_cookie, "state-value-QWERTY", "PKCE-V"):
         assert secret.encode() not in dump, f"{secret!r} is stored in plaintext"
     assert b"$argon2id$" in dump, "passwords are argon2id hashes"
+
+
+def test_a_refresh_finishing_after_removal_leaves_nothing(make_as, redis_url):
+    server = make_as()
+    store = server.services.store.registrations
+    record = store.save_linked(
+        "p1", "sandbox", institution_id="astoria", institution_name="Bank of Astoria",
+        icon_url=None, external_id="1", endpoint="http://bank", secrets_value={"refresh_token": "a"},
+        metadata={}, consent_expires_at=None, share_group=None, token=None, scope_key="*",
+    )
+    store.delete(record)
+    store.store_refreshed(record, "*", CachedToken(ACCESS, 2_000_000_000, "Bearer", None),
+                          {"refresh_token": "rotated"}, None)
+    leftovers = [key for key in redis.Redis.from_url(redis_url).scan_iter() if b"{u:p1}" in key]
+    assert leftovers == []
