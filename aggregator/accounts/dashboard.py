@@ -28,5 +28,6 @@ def dashboard_context(person: PersonRecord) -> dict[str, Any]:
         {"notice": notice, "institution": names.get(notice.registration_id or "")}
         for notice in store.notices.for_person(person.id, limit=10)
     ]
-    return {"registrations": registrations, "grants": grants,
+    providers = {name: plugin.display_name for name, plugin in services().plugins.items()}
+    return {"registrations": registrations, "grants": grants, "providers": providers,
             "activity": recent_activity(person.id, limit=10), "notices": notices}
