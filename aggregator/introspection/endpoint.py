@@ -105,9 +105,13 @@ def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institut
 
 
 def find(token: str) -> AccessTokenRecord | RefreshTokenRecord | None:
-    """The live access or refresh token (RFC 7662 §2.1: whatever the hint says)."""
+    """The live access or refresh token (RFC 7662 §2.1: whatever the hint says).
+
+    An access token's grant and client are not checked here: :func:`describe` reads both
+    (and answers inactive when either is gone), so checking twice would only cost time.
+    """
     tokens = services().store.tokens
-    return tokens.find_access_token(token) or tokens.find_refresh_token(token)
+    return tokens.find_access_token(token, check_links=False) or tokens.find_refresh_token(token)
 
 
 def entitled(client: ClientRecord, token_client_id: str) -> bool:
