@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -180,7 +181,7 @@ def _card_details(rng: random.Random, limit: int) -> dict[str, Any]:
             "creditLimit": {"value": limit, "currency": CURRENCY}}
 
 
-class _Plan:
+class _Plan(ABC):
     """How one kind of institution's customer lives: their accounts and a day's events."""
 
     def __init__(self, institution: Institution, user_id: str, rng: random.Random) -> None:
@@ -188,11 +189,13 @@ class _Plan:
         self.user_id = user_id
         self.accounts = self.open_accounts(rng)
 
+    @abstractmethod
     def open_accounts(self, rng: random.Random) -> tuple[Account, ...]:
-        raise NotImplementedError
+        """Open this customer's accounts (called once, from the constructor)."""
 
+    @abstractmethod
     def day(self, ledger: _Ledger, day: date, rng: random.Random) -> None:
-        raise NotImplementedError
+        """Post one day's transactions to ``ledger``."""
 
     def account(self, n: int, kind: str, name: str, opening: int,
                 details: dict[str, Any]) -> Account:
