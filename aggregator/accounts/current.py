@@ -13,7 +13,6 @@ from flask import g, redirect, request, session, url_for
 from aggregator.services import services
 from aggregator.sessions import rotate_session
 from aggregator.store.people import PersonRecord
-from aggregator.upstream.contract import Person
 
 F = TypeVar("F", bound=Callable)
 
@@ -25,10 +24,6 @@ def current_person() -> PersonRecord | None:
         if person_id and g.person is None:  # deleted meanwhile
             session.clear()
     return g.person
-
-
-def as_person(record: PersonRecord) -> Person:
-    return Person(id=record.id, username=record.username)
 
 
 def log_in(person: PersonRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aggregator.registry.service import RemovalFailed, remove_registration
 from aggregator.services import Services
 from aggregator.store.people import PersonRecord
-from aggregator.upstream.contract import Person, UpstreamError
+from aggregator.upstream.contract import UpstreamError
 
 
 def delete_person(svc: Services, person: PersonRecord) -> list[str]:
@@ -18,7 +18,7 @@ def delete_person(svc: Services, person: PersonRecord) -> list[str]:
             problems.append(f"{record.institution_name}: {exc}")
     for name, plugin in svc.plugins.items():
         try:
-            plugin.forget_person(Person(person.id, person.username))
+            plugin.forget_person(person.as_person())
         except UpstreamError as exc:
             problems.append(f"{name}: {exc.description}")
     svc.store.sessions.delete_all_for(person.id)

@@ -121,7 +121,7 @@ class FreshTokens:
 
     def _person(self, person_id: str) -> Person | None:
         record = self.svc.store.people.get(person_id)
-        return Person(record.id, record.username) if record else None
+        return record.as_person() if record else None
 
     def _blocked(self, record: RegistrationRecord, now: float) -> Outcome | None:
         """Why no token can be had for ``record`` without the person, if so."""

@@ -46,10 +46,6 @@ class PendingLink:
     state: str
 
 
-def _person(record: PersonRecord) -> Person:
-    return Person(id=record.id, username=record.username)
-
-
 def plugin_for(svc: Services, provider: str) -> UpstreamPlugin:
     plugin = svc.plugins.get(provider)
     if plugin is None:
@@ -93,8 +89,8 @@ def begin_link(
             # never pair an institution with a provider that does not offer it
             raise InvalidLinkOptions(f"{plugin.display_name} does not offer that institution.")
     state = new_token()
-    view = as_registration(svc, reconnect, _person(person)) if reconnect else None
-    start = plugin.begin_link(_person(person), institution_id, state=state, reconnect=view)
+    view = as_registration(svc, reconnect, person.as_person()) if reconnect else None
+    start = plugin.begin_link(person.as_person(), institution_id, state=state, reconnect=view)
     svc.store.link_states.put(state, {
         "person_id": person.id,
         "binding": session_binding,
@@ -134,8 +130,8 @@ def complete_link(
         record = svc.store.registrations.get(person.id, pending["reconnect"])
         if record is None:
             raise LinkInvalid("The connection being renewed was removed meanwhile.")
-        reconnect = as_registration(svc, record, _person(person))
-    linked = plugin.complete_link(_person(person), params, pending["remember"], reconnect=reconnect)
+        reconnect = as_registration(svc, record, person.as_person())
+    linked = plugin.complete_link(person.as_person(), params, pending["remember"], reconnect=reconnect)
     if not linked:
         raise LinkInvalid("The institution did not share any account.")
     saved = []
@@ -180,7 +176,7 @@ def remove_registration(svc: Services, person: PersonRecord, registration_id: st
     plugin = svc.plugins.get(record.provider)
     if plugin is not None:
         try:
-            plugin.unlink(as_registration(svc, record, _person(person)))
+            plugin.unlink(as_registration(svc, record, person.as_person()))
         except ReauthRequired:
             pass  # the upstream grant is already gone: nothing left to revoke
         except UpstreamError as exc:
@@ -203,7 +199,7 @@ def refresh_statuses(svc: Services, person: PersonRecord) -> list[RegistrationRe
             updated.append(record)
             continue
         try:
-            report = plugin.status(as_registration(svc, record, _person(person)))
+            report = plugin.status(as_registration(svc, record, person.as_person()))
         except UpstreamUnavailable:
             updated.append(record)
             continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aggregator.store import keys
 from aggregator.store.base import Repository
+from aggregator.upstream.contract import Person
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,10 @@ class PersonRecord:
     username: str
     password_hash: str
     created_at: int
+
+    def as_person(self) -> Person:
+        """What plugins see of this person (never the password hash)."""
+        return Person(id=self.id, username=self.username)
 
 
 class UsernameTaken(Exception):
