@@ -143,14 +143,23 @@ def json_error(exc: ProtocolError):
     return response
 
 
+def typed_http_error(exc: HTTPException) -> ProtocolError:
+    """Werkzeug's own 4xx (no route, wrong method, a body too large, an unparsable form) as
+    the typed error it amounts to; a 405 keeps its ``Allow`` header (RFC 9110 §15.5.6)."""
+    code = exc.code or 400
+    typed = _HTTP_ERRORS.get(code, InvalidRequest)(_HTTP_DESCRIPTIONS.get(code, exc.description))
+    typed.status_code = code
+    allowed = getattr(exc, "valid_methods", None)
+    if code == 405 and allowed:
+        typed.headers = {**typed.headers, "Allow": ", ".join(allowed)}
+    return typed
+
+
 def json_http_error(exc: HTTPException):
-    """Werkzeug's own 4xx (a body too large, an unparsable form) as RFC JSON too."""
-    if exc.code is None or exc.code < 400:
+    """Werkzeug's own 4xx as RFC JSON too."""
+    if exc.code is not None and exc.code < 400:
         return exc
-    cls = _HTTP_ERRORS.get(exc.code, InvalidRequest)
-    typed = cls(_HTTP_DESCRIPTIONS.get(exc.code, exc.name))
-    typed.status_code = exc.code
-    return json_error(typed)
+    return json_error(typed_http_error(exc))
 
 
 def api_blueprint(name: str, import_name: str) -> Blueprint:
@@ -177,16 +186,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        if exc.code and exc.code < 400:
+        if exc.code is not None and exc.code < 400:
             return exc
-        cls = _HTTP_ERRORS.get(exc.code or 400, InvalidRequest)
-        typed = cls(_HTTP_DESCRIPTIONS.get(exc.code or 400, exc.description))
-        typed.status_code = exc.code or 400
-        response = render_error(typed)
-        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
-            response = app.make_response(response)
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
+        return render_error(typed_http_error(exc))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
