@@ -38,6 +38,7 @@ class SigningKeys:
         self.repository = repository
         self._records: list[SigningKeyRecord] = []
         self._version = ""
+        self._imported: dict[str, RSAKey | ECKey] = {}
 
     def ensure(self) -> None:
         """Create the first key set unless one exists (safe with many workers starting)."""
@@ -56,6 +57,7 @@ class SigningKeys:
         version = self.repository.version()
         if version != self._version:
             self._records = self.repository.all()
+            self._imported = {}
             self._version = version
 
     def _fresh(self) -> list[SigningKeyRecord]:
@@ -70,7 +72,10 @@ class SigningKeys:
 
     def private_key(self, alg: str = "RS256") -> RSAKey | ECKey:
         record = self.current(alg)
-        return KeySet.import_key_set({"keys": [record.jwk]}).keys[0]
+        key = self._imported.get(record.kid)
+        if key is None:  # parsing a private key is costly: once per key and process
+            key = self._imported[record.kid] = KeySet.import_key_set({"keys": [record.jwk]}).keys[0]
+        return key
 
     def public_jwks(self) -> dict[str, Any]:
         now = time.time()

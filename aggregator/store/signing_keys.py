@@ -55,5 +55,6 @@ class SigningKeyRepository(Repository):
         pipe.execute()
 
     def version(self) -> str:
-        """A cheap fingerprint so workers notice a rotation made elsewhere."""
-        return json.dumps(sorted(self.decode(self.redis.hgetall(keys.SIGNING_KEYS)).keys()))
+        """A cheap fingerprint so workers notice a rotation made elsewhere: the key ids (a
+        rotation adds ids and pruning removes some), without fetching the keys themselves."""
+        return json.dumps(sorted(kid.decode() for kid in self.redis.hkeys(keys.SIGNING_KEYS)))
