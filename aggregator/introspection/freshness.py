@@ -231,9 +231,7 @@ class FreshTokens:
             message = f"{record.institution_name} could not be reached; try again later."
             lease.leave_failure("error", message)
             raise
-        upstream = result.token
-        token = CachedToken(upstream.access_token, upstream.expires_at, upstream.token_type,
-                            upstream.scope)
+        token = CachedToken.of(result.token)
         # Persist first: the upstream may already have invalidated the old refresh token.
         registrations.store_refreshed(record, key, token, result.secrets, result.metadata)
         log.info("upstream token refreshed", extra={

@@ -138,10 +138,7 @@ def complete_link(
     for item in linked:
         existing = svc.store.registrations.find_external(person.id, provider, item.external_id)
         target = reconnect.id if reconnect is not None and len(linked) == 1 else existing
-        token = None
-        if item.token is not None:
-            token = CachedToken(item.token.access_token, item.token.expires_at,
-                                item.token.token_type, item.token.scope)
+        token = CachedToken.of(item.token) if item.token is not None else None
         saved.append(svc.store.registrations.save_linked(
             person.id, provider,
             institution_id=item.institution.id,

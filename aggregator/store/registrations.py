@@ -14,6 +14,7 @@ from typing import Any
 
 from aggregator.store import keys
 from aggregator.store.base import Repository
+from aggregator.upstream.contract import UpstreamToken
 
 STATUSES = ("ok", "reauth_required", "expired", "error")
 
@@ -43,6 +44,11 @@ class CachedToken:
     expires_at: int
     token_type: str
     scope: str | None
+
+    @classmethod
+    def of(cls, token: UpstreamToken) -> CachedToken:
+        """The stored form of a token a plugin handed over."""
+        return cls(token.access_token, token.expires_at, token.token_type, token.scope)
 
 
 class RegistrationRepository(Repository):
