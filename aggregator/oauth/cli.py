@@ -7,22 +7,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
+from marshmallow import ValidationError
 
 from aggregator.errors import ProtocolError
+from aggregator.upstream.keys import json_setting
 
 
 def _json_argument(value: str, what: str) -> Any:
-    """JSON text, or ``@path`` to a file holding it."""
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    """JSON text, or ``@path`` to a file holding it (read as configuration values are)."""
     try:
-        return json.loads(text)
-    except ValueError:
-        raise click.BadParameter(f"{what} must be JSON (or @file with JSON).") from None
+        return json_setting(value)
+    except ValidationError as exc:
+        raise click.BadParameter(f"{what}: {' '.join(exc.messages)}") from None
 
 
 @click.group("clients")
