@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+import redis
 from flask import Flask
 
 from aggregator.crypto import load_key_ring
@@ -39,7 +41,12 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
     store = Store.connect(settings.redis_url, keyring)
     signing_keys = SigningKeys(store.signing_keys)
-    signing_keys.ensure()
+    try:
+        signing_keys.ensure()
+    except redis.RedisError as exc:
+        # the URL may carry a password: name only the host
+        where = urlsplit(settings.redis_url).hostname or "its socket"
+        raise ConfigError(f"REDIS_URL: cannot use the Redis server at {where} ({exc}).") from None
     svc = Services(settings, keyring, store, signing_keys)
     app.extensions["aggregator"] = svc
 

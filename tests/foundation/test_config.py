@@ -99,3 +99,13 @@ def test_invalid_plugin_config_names_plugin_and_field():
 def test_built_in_plugins_are_known():
     for name in ("sandbox", "oidc", "moneyhub"):
         assert load_class(name).name == name
+
+
+def test_an_unreachable_redis_stops_start_up_without_printing_its_password(tmp_path):
+    from aggregator.testing.servers import reserve_port
+
+    url = f"redis://:hunter2-password@127.0.0.1:{reserve_port()}/0"
+    with pytest.raises(ConfigError) as caught:
+        create_app({"REDIS_URL": url, "AGGREGATOR_DATA_DIR": str(tmp_path), "AGGREGATOR_PLUGINS": ""})
+    assert "REDIS_URL" in str(caught.value) and "127.0.0.1" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
