@@ -87,7 +87,7 @@ def main() -> int:
         if settings.redis_url:
             redis_url = settings.redis_url
         else:
-            from aggregator.testing.redis import EmbeddedRedis
+            from aggregator.embedded_redis import EmbeddedRedis
 
             port = int(env.get("AGGREGATOR_REDIS_PORT", "6390"))
             embedded = EmbeddedRedis(settings.data_dir / "redis", port).start()

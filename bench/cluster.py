@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from aggregator.testing.redis import EmbeddedRedis
+from aggregator.embedded_redis import EmbeddedRedis
 from aggregator.testing.servers import reserve_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from aggregator import create_app
 from aggregator.crypto import KeyRing
 from aggregator.oauth.clients import register_client
 from aggregator.oauth.provider import Provider
-from aggregator.registry.service import FULL_SCOPE_KEY
+from aggregator.registry.linking import FULL_SCOPE_KEY
 from aggregator.services import Services
 from aggregator.store.registrations import CachedToken
 from aggregator.testing.servers import reserve_port

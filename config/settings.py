@@ -8,6 +8,7 @@ keep development conveniences (generated keys, plain-HTTP issuers) out of a real
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,22 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def json_setting(value: Any) -> Any:
+    """A JSON configuration value given inline, or as ``@/path/to/file.json``."""
+    if not isinstance(value, str):
+        return value
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValidationError("Not valid JSON (give JSON, or @path to a file).") from None
 
 
 class CommaList(fields.Field):

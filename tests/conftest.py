@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from aggregator.testing.redis import EmbeddedRedis
+from aggregator.embedded_redis import EmbeddedRedis
 from aggregator.testing.servers import reserve_port
 
 pytest_plugins = [

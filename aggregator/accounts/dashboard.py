@@ -10,7 +10,7 @@ from aggregator.store.people import PersonRecord
 
 def dashboard_context(person: PersonRecord) -> dict[str, Any]:
     from aggregator.introspection.audit import recent_activity
-    from aggregator.oauth.apps import revoke_url
+    from aggregator.oauth.app_access import revoke_url
 
     store = services().store
     registrations = store.registrations.list(person.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.registry.service import RemovalFailed, remove_registration
+from aggregator.registry.linking import RemovalFailed, remove_registration
 from aggregator.services import Services
 from aggregator.store.people import PersonRecord
 from aggregator.upstream.contract import UpstreamError

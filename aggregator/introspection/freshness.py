@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from aggregator.introspection.single_flight import Lease, RefreshLocks
-from aggregator.registry.service import as_registration, scope_key
+from aggregator.registry.linking import as_registration, scope_key
 from aggregator.services import Services
 from aggregator.store.registrations import CachedToken, RegistrationRecord
 from aggregator.upstream.contract import Person, UpstreamError, UpstreamUnavailable

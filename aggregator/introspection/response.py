@@ -10,7 +10,7 @@ from typing import Any
 
 from aggregator.introspection.freshness import FreshTokens, Outcome
 from aggregator.introspection.names import order, unique_names
-from aggregator.registry.service import scope_key
+from aggregator.registry.linking import scope_key
 from aggregator.services import Services
 from aggregator.store.grants import Grant
 from aggregator.store.registrations import RegistrationRecord

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import redis
 
-from aggregator.store import keys
+from aggregator.store import key_names
 
 log = logging.getLogger("aggregator.introspection")
 
@@ -54,8 +54,8 @@ class Lease:
 
     def __init__(self, locks: RefreshLocks, person_id: str, registration_id: str) -> None:
         self._locks = locks
-        self.key = keys.registration_lock(person_id, registration_id)
-        self.note_key = keys.registration_refresh_failure(person_id, registration_id)
+        self.key = key_names.registration_lock(person_id, registration_id)
+        self.note_key = key_names.registration_refresh_failure(person_id, registration_id)
         self.token = secrets.token_hex(16)
         self.held = False
 

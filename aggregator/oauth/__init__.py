@@ -10,7 +10,8 @@ One module per endpoint, each reading as its protocol's steps:
 - ``revocation``        token revocation (RFC 7009)
 - ``grant_management``  a client's view of its grants (FAPI Grant Management)
 - ``userinfo``          the UserInfo endpoint (OIDC Core §5.3)
-- ``apps``              the person revoking an app from the dashboard
+- ``app_access``        the person revoking an app from the dashboard
+- ``consents``          the consent records behind grants, and ending a grant
 
 ``client_auth.authenticate_client`` is shared with the introspection endpoint.
 """
@@ -23,7 +24,7 @@ from flask import Flask
 def init_oauth(app: Flask) -> None:
     """Register the provider's endpoints on ``app``."""
     from aggregator.oauth import (  # noqa: F401  (importing registers the views)
-        apps,
+        app_access,
         authorize,
         grant_management,
         metadata,

@@ -34,8 +34,8 @@ from aggregator.oauth.consent import (
     scope_lines,
     selected_registrations,
 )
+from aggregator.oauth.consents import covering_grant, record_consent
 from aggregator.oauth.errors import ConsentRequired, InvalidRequestUri, LoginRequired
-from aggregator.oauth.grants import covering_grant, record_consent
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
 from aggregator.oauth.provider import Provider, provider

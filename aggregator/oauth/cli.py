@@ -14,7 +14,7 @@ from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
 from aggregator.errors import ProtocolError
-from aggregator.upstream.keys import json_setting
+from config import json_setting
 
 
 def _json_argument(value: str, what: str) -> Any:

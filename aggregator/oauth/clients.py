@@ -14,7 +14,7 @@ from typing import Any
 from aggregator.crypto import new_token, token_hash
 from aggregator.errors import InvalidClientMetadata
 from aggregator.oauth.client_metadata import load_client_metadata
-from aggregator.oauth.grants import end_grant
+from aggregator.oauth.consents import end_grant
 from aggregator.oauth.provider import Provider
 from aggregator.store.clients import ClientRecord
 

@@ -11,8 +11,8 @@ from flask import jsonify, request
 
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import GrantNotFound
-from aggregator.oauth.grants import end_grant
 from aggregator.oauth.params import no_store
 from aggregator.oauth.provider import Provider, provider
 from aggregator.security import csrf_exempt

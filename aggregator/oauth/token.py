@@ -23,8 +23,8 @@ from aggregator.crypto import constant_time_equals
 from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.client_auth import authenticate_client
+from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import UnsupportedGrantType
-from aggregator.oauth.grants import end_grant
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import form_params, no_store, require
 from aggregator.oauth.provider import Provider, provider

@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from aggregator.accounts.current import current_person, login_required, safe_next
 from aggregator.errors import AccessDenied, InvalidRequest, NotFound, TemporarilyUnavailable
-from aggregator.registry import service
+from aggregator.registry import linking
 from aggregator.security import csrf_exempt
 from aggregator.services import services
 from aggregator.upstream.contract import (
@@ -39,7 +39,7 @@ def _protocol_error(exc: UpstreamError):
 def list_connections():
     person = current_person()
     assert person is not None
-    registrations = service.refresh_statuses(services(), person)
+    registrations = linking.refresh_statuses(services(), person)
     plugins = services().plugins
     names = {name: plugin.display_name for name, plugin in plugins.items()}
     return render_template("connections.html", registrations=registrations, providers=names)
@@ -70,8 +70,8 @@ def start_connection():
     if not provider or not institution:
         raise InvalidRequest("Choose an institution to connect.")
     try:
-        pending = service.begin_link(
-            services(), person, service.session_binding(session), provider, institution,
+        pending = linking.begin_link(
+            services(), person, linking.session_binding(session), provider, institution,
             return_to=safe_next(request.form.get("next"), "/connections"),
         )
     except UpstreamError as exc:
@@ -88,8 +88,8 @@ def reconnect(registration_id: str):
     if record is None:
         raise NotFound("That connection does not exist.")
     try:
-        pending = service.begin_link(
-            services(), person, service.session_binding(session), record.provider,
+        pending = linking.begin_link(
+            services(), person, linking.session_binding(session), record.provider,
             record.institution_id, reconnect=record,
         )
     except UpstreamError as exc:
@@ -108,8 +108,8 @@ def callback(provider: str):
     person = current_person()
     assert person is not None
     try:
-        saved, return_to = service.complete_link(
-            services(), person, service.session_binding(session), provider,
+        saved, return_to = linking.complete_link(
+            services(), person, linking.session_binding(session), provider,
             {key: params.get(key, "") for key in params},
         )
     except UpstreamError as exc:
@@ -127,10 +127,10 @@ def remove():
     if not registration_id:
         raise InvalidRequest("Choose the connection to remove.")
     try:
-        record = service.remove_registration(services(), person, registration_id)
+        record = linking.remove_registration(services(), person, registration_id)
     except KeyError:
         raise NotFound("That connection does not exist (it may already be removed).") from None
-    except service.RemovalFailed as exc:
+    except linking.RemovalFailed as exc:
         error = InvalidRequest(
             "No app can use this connection any more, but the institution could not be told "
             f"to revoke it ({exc}). Try removing it again later."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aggregator.crypto import token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
@@ -11,5 +11,5 @@ class ClientAssertionRepository(Repository):
     def first_use(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Record ``jti`` until the assertion expires; False when it was seen before."""
         ttl = max(1, expires_at - self.now() + 60)  # + the clock-skew leeway we accept
-        return bool(self.redis.set(keys.client_assertion(client_id, token_hash(jti)), 1,
+        return bool(self.redis.set(key_names.client_assertion(client_id, token_hash(jti)), 1,
                                    nx=True, ex=ttl))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 #: newest events kept per person, and in the operators' stream (approximate trimming)
@@ -60,17 +60,17 @@ class AuditRepository(Repository):
         # Two slots (the person's and the global one), so no MULTI: one round trip, no atomicity
         # needed between two independent logs.
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(keys.audit_person(event.person_id), fields, maxlen=PERSON_CAP, approximate=True)
-        pipe.xadd(keys.AUDIT_ALL, fields, maxlen=GLOBAL_CAP, approximate=True)
+        pipe.xadd(key_names.audit_person(event.person_id), fields, maxlen=PERSON_CAP, approximate=True)
+        pipe.xadd(key_names.AUDIT_ALL, fields, maxlen=GLOBAL_CAP, approximate=True)
         pipe.execute()
 
     def for_person(self, person_id: str, limit: int = 20) -> list[AuditEvent]:
         """The person's newest events first."""
-        return self._read(keys.audit_person(person_id), limit)
+        return self._read(key_names.audit_person(person_id), limit)
 
     def recent(self, limit: int = 20) -> list[AuditEvent]:
         """Everyone's newest events first (the operators' stream)."""
-        return self._read(keys.AUDIT_ALL, limit)
+        return self._read(key_names.AUDIT_ALL, limit)
 
     def _read(self, key: str, limit: int) -> list[AuditEvent]:
         entries = self.redis.xrevrange(key, count=max(1, limit))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.crypto import new_token, token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 #: long enough to sign up and connect an institution in the middle of a consent
@@ -31,7 +31,7 @@ class PendingAuthorizationRepository(Repository):
     def put(self, client_id: str, binding_hash: str, request: dict[str, Any],
             ttl: int = PENDING_TTL) -> PendingAuthorization:
         pending = PendingAuthorization(new_token(), client_id, binding_hash, self.now(), request)
-        key = keys.pending_authorization(token_hash(pending.id))
+        key = key_names.pending_authorization(token_hash(pending.id))
         value = {"client_id": client_id, "binding_hash": binding_hash,
                  "created_at": pending.created_at, "request": request}
         self.redis.set(key, self.keyring.encrypt_json(value, key), ex=ttl)
@@ -40,7 +40,7 @@ class PendingAuthorizationRepository(Repository):
     def get(self, pending_id: str) -> PendingAuthorization | None:
         if not pending_id or len(pending_id) > 100:
             return None
-        key = keys.pending_authorization(token_hash(pending_id))
+        key = key_names.pending_authorization(token_hash(pending_id))
         blob = self.redis.get(key)
         return self._decode(pending_id, key, blob) if blob else None
 
@@ -48,7 +48,7 @@ class PendingAuthorizationRepository(Repository):
         """Remove and return: a decision completes a pending request exactly once."""
         if not pending_id or len(pending_id) > 100:
             return None
-        key = keys.pending_authorization(token_hash(pending_id))
+        key = key_names.pending_authorization(token_hash(pending_id))
         blob = self.redis.getdel(key)
         return self._decode(pending_id, key, blob) if blob else None
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 #: metadata members that are lists in RFC 7591 documents
@@ -79,7 +79,7 @@ class ClientRepository(Repository):
     """``client:{c:id}`` hashes (metadata as JSON, secrets as digests) and the ``clients`` set."""
 
     def _salt_aad(self, client_id: str) -> str:
-        return keys.client(client_id) + ":subject_salt"
+        return key_names.client(client_id) + ":subject_salt"
 
     def save(self, record: ClientRecord) -> None:
         """Create or replace a client (metadata and secrets in one write)."""
@@ -94,15 +94,15 @@ class ClientRepository(Repository):
             "created_at": record.created_at,
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.client(record.client_id))
-        pipe.hset(keys.client(record.client_id), mapping=mapping)
+        pipe.delete(key_names.client(record.client_id))
+        pipe.hset(key_names.client(record.client_id), mapping=mapping)
         pipe.execute()
-        self.redis.zadd(keys.CLIENTS, {record.client_id: record.created_at})
+        self.redis.zadd(key_names.CLIENTS, {record.client_id: record.created_at})
 
     def get(self, client_id: str) -> ClientRecord | None:
         if not client_id or len(client_id) > 200:
             return None
-        data = self.decode(self.redis.hgetall(keys.client(client_id)))
+        data = self.decode(self.redis.hgetall(key_names.client(client_id)))
         if not data:
             return None
         metadata = json.loads(data["metadata"])
@@ -118,28 +118,28 @@ class ClientRepository(Repository):
         )
 
     def exists(self, client_id: str) -> bool:
-        return bool(self.redis.exists(keys.client(client_id)))
+        return bool(self.redis.exists(key_names.client(client_id)))
 
     def list(self) -> list[ClientRecord]:
-        ids = [raw.decode() for raw in self.redis.zrange(keys.CLIENTS, 0, -1)]
+        ids = [raw.decode() for raw in self.redis.zrange(key_names.CLIENTS, 0, -1)]
         return [record for record in map(self.get, ids) if record is not None]
 
     def delete(self, client_id: str) -> bool:
         """Remove the client record; its grants and tokens are ended by the caller."""
-        removed = self.redis.delete(keys.client(client_id))
-        self.redis.zrem(keys.CLIENTS, client_id)
+        removed = self.redis.delete(key_names.client(client_id))
+        self.redis.zrem(key_names.CLIENTS, client_id)
         return bool(removed)
 
     # the grants a client holds (person_id, grant_id), so deleting the client can end them
     def remember_grant(self, client_id: str, person_id: str, grant_id: str) -> None:
-        self.redis.sadd(keys.client_grants(client_id), f"{person_id}:{grant_id}")
+        self.redis.sadd(key_names.client_grants(client_id), f"{person_id}:{grant_id}")
 
     def forget_grant(self, client_id: str, person_id: str, grant_id: str) -> None:
-        self.redis.srem(keys.client_grants(client_id), f"{person_id}:{grant_id}")
+        self.redis.srem(key_names.client_grants(client_id), f"{person_id}:{grant_id}")
 
     def grants_of(self, client_id: str) -> list[tuple[str, str]]:
-        members = (raw.decode() for raw in self.redis.smembers(keys.client_grants(client_id)))
+        members = (raw.decode() for raw in self.redis.smembers(key_names.client_grants(client_id)))
         return [tuple(member.split(":", 1)) for member in members]  # type: ignore[misc]
 
     def drop_grant_index(self, client_id: str) -> None:
-        self.redis.delete(keys.client_grants(client_id))
+        self.redis.delete(key_names.client_grants(client_id))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.crypto import new_token, token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 #: RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED"; we use 60 s
@@ -61,7 +61,7 @@ class AuthorizationCodeRepository(Repository):
         record = AuthorizationCode(token_hash(code), client_id, person_id, grant_id, redirect_uri,
                                    scope, now, now + CODE_TTL, code_challenge, nonce, auth_time,
                                    claims, max_age_requested)
-        key = keys.authorization_code(record.code_hash)
+        key = key_names.authorization_code(record.code_hash)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={
             "client_id": client_id, "person_id": person_id, "grant_id": grant_id,
@@ -83,7 +83,7 @@ class AuthorizationCodeRepository(Repository):
         """
         if not code or len(code) > 512:
             return None
-        key = keys.authorization_code(token_hash(code))
+        key = key_names.authorization_code(token_hash(code))
         data = self.decode(self.redis.hgetall(key))
         if not data:
             return None
@@ -96,7 +96,7 @@ class AuthorizationCodeRepository(Repository):
 
     def was_replayed(self, record: AuthorizationCode) -> bool:
         """Whether a replay arrived meanwhile (checked after the first use issued its tokens)."""
-        return bool(self.redis.hget(keys.authorization_code(record.code_hash), "replayed"))
+        return bool(self.redis.hget(key_names.authorization_code(record.code_hash), "replayed"))
 
     @staticmethod
     def _record(code_hash: str, data: dict[str, str]) -> AuthorizationCode:

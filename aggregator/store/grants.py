@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
@@ -46,7 +46,7 @@ class GrantRepository(Repository):
         grant = Grant(grant_id, client_id, person_id, tuple(dict.fromkeys(scopes)),
                       frozenset(registration_ids), now, now, claims or {})
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.grant(person_id, grant_id), mapping={
+        pipe.hset(key_names.grant(person_id, grant_id), mapping={
             "id": grant_id,
             "client_id": client_id,
             "person_id": person_id,
@@ -56,22 +56,22 @@ class GrantRepository(Repository):
             "updated_at": now,
         })
         if registration_ids:
-            pipe.sadd(keys.grant_registrations(person_id, grant_id), *registration_ids)
-        pipe.sadd(keys.grants(person_id), grant_id)
+            pipe.sadd(key_names.grant_registrations(person_id, grant_id), *registration_ids)
+        pipe.sadd(key_names.grants(person_id), grant_id)
         pipe.execute()
         # the owner index is global (looked up by grant id alone); written last, so a grant
         # is only reachable by id once it is complete
-        self.redis.set(keys.grant_owner(grant_id), person_id)
+        self.redis.set(key_names.grant_owner(grant_id), person_id)
         return grant
 
     def get(self, grant_id: str) -> Grant | None:
-        owner = self.redis.get(keys.grant_owner(grant_id))
+        owner = self.redis.get(key_names.grant_owner(grant_id))
         return self.get_for(owner.decode(), grant_id) if owner else None
 
     def get_for(self, person_id: str, grant_id: str) -> Grant | None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.grant(person_id, grant_id))
-        pipe.smembers(keys.grant_registrations(person_id, grant_id))
+        pipe.hgetall(key_names.grant(person_id, grant_id))
+        pipe.smembers(key_names.grant_registrations(person_id, grant_id))
         data, regs = pipe.execute()
         if not data:
             return None
@@ -88,7 +88,7 @@ class GrantRepository(Repository):
         )
 
     def for_person(self, person_id: str) -> list[Grant]:
-        ids = [raw.decode() for raw in self.redis.smembers(keys.grants(person_id))]
+        ids = [raw.decode() for raw in self.redis.smembers(key_names.grants(person_id))]
         grants = [g for g in (self.get_for(person_id, gid) for gid in ids) if g is not None]
         return sorted(grants, key=lambda g: g.created_at)
 
@@ -99,21 +99,21 @@ class GrantRepository(Repository):
         """Replace a grant's scopes and registrations in one transaction."""
         now = self.now()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.grant(grant.person_id, grant.id),
+        pipe.hset(key_names.grant(grant.person_id, grant.id),
                   mapping={"scopes": " ".join(scopes), "updated_at": now})
-        pipe.delete(keys.grant_registrations(grant.person_id, grant.id))
+        pipe.delete(key_names.grant_registrations(grant.person_id, grant.id))
         if registration_ids:
-            pipe.sadd(keys.grant_registrations(grant.person_id, grant.id), *registration_ids)
+            pipe.sadd(key_names.grant_registrations(grant.person_id, grant.id), *registration_ids)
         pipe.execute()
         return Grant(grant.id, grant.client_id, grant.person_id, scopes, registration_ids,
                      grant.created_at, now, grant.claims)
 
     def delete(self, person_id: str, grant_id: str) -> bool:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.grant(person_id, grant_id), keys.grant_registrations(person_id, grant_id))
-        pipe.srem(keys.grants(person_id), grant_id)
+        pipe.delete(key_names.grant(person_id, grant_id), key_names.grant_registrations(person_id, grant_id))
+        pipe.srem(key_names.grants(person_id), grant_id)
         removed = pipe.execute()[0]
-        self.redis.delete(keys.grant_owner(grant_id))
+        self.redis.delete(key_names.grant_owner(grant_id))
         return bool(removed)
 
     def remove_registration(self, person_id: str, registration_id: str) -> None:
@@ -121,7 +121,7 @@ class GrantRepository(Repository):
 
         WATCH on the person's grant list makes a grant created meanwhile retry the transaction.
         """
-        index = keys.grants(person_id)
+        index = key_names.grants(person_id)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -129,7 +129,7 @@ class GrantRepository(Repository):
                     ids = [raw.decode() for raw in pipe.smembers(index)]
                     pipe.multi()
                     for grant_id in ids:
-                        pipe.srem(keys.grant_registrations(person_id, grant_id), registration_id)
+                        pipe.srem(key_names.grant_registrations(person_id, grant_id), registration_id)
                     pipe.execute()
                     return
                 except redis.WatchError:

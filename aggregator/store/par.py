@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.crypto import new_token, token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
@@ -24,7 +24,7 @@ class PushedRequestRepository(Repository):
     def push(self, client_id: str, params: dict[str, Any], ttl: int = PAR_TTL) -> str:
         """Store ``params`` for ``client_id``; returns the ``request_uri``."""
         request_uri = REQUEST_URI_PREFIX + new_token()
-        key = keys.pushed_request(token_hash(request_uri))
+        key = key_names.pushed_request(token_hash(request_uri))
         value = {"client_id": client_id, "params": params}
         self.redis.set(key, self.keyring.encrypt_json(value, key), ex=ttl)
         return request_uri
@@ -33,7 +33,7 @@ class PushedRequestRepository(Repository):
         """The request behind ``request_uri``, exactly once (RFC 9126 §4: one-time use)."""
         if not request_uri.startswith(REQUEST_URI_PREFIX) or len(request_uri) > 200:
             return None
-        key = keys.pushed_request(token_hash(request_uri))
+        key = key_names.pushed_request(token_hash(request_uri))
         blob = self.redis.getdel(key)
         if not blob:
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 from aggregator.upstream.contract import Person
 
@@ -31,18 +31,18 @@ class PeopleRepository(Repository):
 
     def create(self, username: str, password_hash: str) -> PersonRecord:
         person_id = secrets.token_hex(12)
-        index = keys.username_index(username)
+        index = key_names.username_index(username)
         # The index lives outside the person's slot, so claim it first (SET NX) and only then
         # write the person; a claim left by a crash points at nobody and is reclaimed below.
         if not self.redis.set(index, person_id, nx=True):
             existing = self.redis.get(index)
-            if existing and self.redis.exists(keys.person(existing.decode())):
+            if existing and self.redis.exists(key_names.person(existing.decode())):
                 raise UsernameTaken(username)
             if not self._reclaim(index, existing, person_id):
                 raise UsernameTaken(username)
         record = PersonRecord(person_id, username, password_hash, self.now())
         self.redis.hset(
-            keys.person(person_id),
+            key_names.person(person_id),
             mapping={
                 "id": record.id,
                 "username": record.username,
@@ -50,7 +50,7 @@ class PeopleRepository(Repository):
                 "created_at": record.created_at,
             },
         )
-        self.redis.zadd(keys.PEOPLE, {person_id: record.created_at})
+        self.redis.zadd(key_names.PEOPLE, {person_id: record.created_at})
         return record
 
     _RECLAIM = """
@@ -66,31 +66,31 @@ class PeopleRepository(Repository):
         return bool(self.redis.eval(self._RECLAIM, 1, index, stale, person_id))
 
     def get(self, person_id: str) -> PersonRecord | None:
-        data = self.decode(self.redis.hgetall(keys.person(person_id)))
+        data = self.decode(self.redis.hgetall(key_names.person(person_id)))
         if not data:
             return None
         return PersonRecord(data["id"], data["username"], data["password_hash"],
                             int(data["created_at"]))
 
     def find_by_username(self, username: str) -> PersonRecord | None:
-        person_id = self.redis.get(keys.username_index(username))
+        person_id = self.redis.get(key_names.username_index(username))
         return self.get(person_id.decode()) if person_id else None
 
     def set_password_hash(self, person_id: str, password_hash: str) -> None:
-        self.redis.hset(keys.person(person_id), "password_hash", password_hash)
+        self.redis.hset(key_names.person(person_id), "password_hash", password_hash)
 
     def list(self) -> list[PersonRecord]:
-        ids = [raw.decode() for raw in self.redis.zrange(keys.PEOPLE, 0, -1)]
+        ids = [raw.decode() for raw in self.redis.zrange(key_names.PEOPLE, 0, -1)]
         return [record for record in map(self.get, ids) if record is not None]
 
     def delete(self, person: PersonRecord) -> None:
         """Remove the person and every record in their slot (sessions are dropped by the caller)."""
-        pattern = "*" + keys.person_tag(person.id) + "*"
+        pattern = "*" + key_names.person_tag(person.id) + "*"
         doomed = list(self.redis.scan_iter(match=pattern, count=500))
         pipe = self.redis.pipeline(transaction=True)
         if doomed:
             pipe.delete(*doomed)
-        pipe.zrem(keys.PEOPLE, person.id)
+        pipe.zrem(key_names.PEOPLE, person.id)
         pipe.execute()
         self._release_username(person)
 
@@ -100,4 +100,4 @@ class PeopleRepository(Repository):
     """
 
     def _release_username(self, person: PersonRecord) -> None:
-        self.redis.eval(self._RELEASE, 1, keys.username_index(person.username), person.id)
+        self.redis.eval(self._RELEASE, 1, key_names.username_index(person.username), person.id)

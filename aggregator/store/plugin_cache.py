@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from aggregator.crypto import KeyRing
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.upstream.contract import PluginCache
 
 
@@ -18,7 +18,7 @@ class RedisPluginCache(PluginCache):
         self.plugin = plugin
 
     def _key(self, key: str, person_id: str | None) -> str:
-        return keys.plugin_cache(self.plugin, key, person_id)
+        return key_names.plugin_cache(self.plugin, key, person_id)
 
     def get(self, key: str, *, person_id: str | None = None) -> Any | None:
         name = self._key(key, person_id)

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 from aggregator.upstream.contract import UpstreamToken
 
@@ -53,39 +53,39 @@ class CachedToken:
 
 class RegistrationRepository(Repository):
     def _secrets_aad(self, person_id: str, registration_id: str) -> str:
-        return keys.registration(person_id, registration_id) + ":secrets"
+        return key_names.registration(person_id, registration_id) + ":secrets"
 
     def _token_aad(self, person_id: str, registration_id: str, scope_key: str) -> str:
-        return keys.upstream_token(person_id, registration_id, scope_key)
+        return key_names.upstream_token(person_id, registration_id, scope_key)
 
     # ------------------------------------------------------------------ reads
 
     def get(self, person_id: str, registration_id: str) -> RegistrationRecord | None:
-        data = self.decode(self.redis.hgetall(keys.registration(person_id, registration_id)))
+        data = self.decode(self.redis.hgetall(key_names.registration(person_id, registration_id)))
         return self._record(data) if data else None
 
     def list(self, person_id: str) -> list[RegistrationRecord]:
-        ids = [raw.decode() for raw in self.redis.smembers(keys.registrations(person_id))]
+        ids = [raw.decode() for raw in self.redis.smembers(key_names.registrations(person_id))]
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for registration_id in ids:
-            pipe.hgetall(keys.registration(person_id, registration_id))
+            pipe.hgetall(key_names.registration(person_id, registration_id))
         records = [self._record(self.decode(data)) for data in pipe.execute() if data]
         return sorted(records, key=lambda r: (r.created_at, r.institution_name))
 
     def find_external(self, person_id: str, provider: str, external_id: str) -> str | None:
-        found = self.redis.get(keys.registration_by_external(person_id, provider, external_id))
+        found = self.redis.get(key_names.registration_by_external(person_id, provider, external_id))
         return found.decode() if found else None
 
     def secrets(self, record: RegistrationRecord) -> dict[str, Any]:
-        blob = self.redis.hget(keys.registration(record.person_id, record.id), "secrets")
+        blob = self.redis.hget(key_names.registration(record.person_id, record.id), "secrets")
         if not blob:
             return {}
         return self.keyring.decrypt_json(blob.decode(), self._secrets_aad(record.person_id, record.id))
 
     def cached_token(self, person_id: str, registration_id: str, scope_key: str) -> CachedToken | None:
-        blob = self.redis.get(keys.upstream_token(person_id, registration_id, scope_key))
+        blob = self.redis.get(key_names.upstream_token(person_id, registration_id, scope_key))
         if not blob:
             return None
         data = self.keyring.decrypt_json(
@@ -121,7 +121,7 @@ class RegistrationRepository(Repository):
         now = self.now()
         existing = self.get(person_id, registration_id) if registration_id else None
         rid = existing.id if existing else secrets.token_urlsafe(12)
-        key = keys.registration(person_id, rid)
+        key = key_names.registration(person_id, rid)
         mapping = {
             "id": rid,
             "person_id": person_id,
@@ -142,11 +142,11 @@ class RegistrationRepository(Repository):
         }
         pipe = self.redis.pipeline(transaction=True)
         if existing and existing.external_id != external_id:
-            pipe.delete(keys.registration_by_external(person_id, provider, existing.external_id))
+            pipe.delete(key_names.registration_by_external(person_id, provider, existing.external_id))
         self._drop_tokens(pipe, person_id, rid)
         pipe.hset(key, mapping=mapping)
-        pipe.sadd(keys.registrations(person_id), rid)
-        pipe.set(keys.registration_by_external(person_id, provider, external_id), rid)
+        pipe.sadd(key_names.registrations(person_id), rid)
+        pipe.set(key_names.registration_by_external(person_id, provider, external_id), rid)
         if token is not None:
             self._put_token(pipe, person_id, rid, scope_key, token)
         pipe.execute()
@@ -165,7 +165,7 @@ class RegistrationRepository(Repository):
         Called before the new access token is handed to anyone, so a rotated refresh token is
         never lost (the upstream has already invalidated the old one).
         """
-        key = keys.registration(record.person_id, record.id)
+        key = key_names.registration(record.person_id, record.id)
         pipe = self.redis.pipeline(transaction=True)
         update: dict[str, Any] = {"status": "ok", "error": "", "updated_at": self.now()}
         if secrets_value is not None:
@@ -195,7 +195,7 @@ class RegistrationRepository(Repository):
         if consent_expires_at is not None:
             update["consent_expires_at"] = consent_expires_at
         pipe = self.redis.pipeline(transaction=True)
-        self._update_if_exists(pipe, keys.registration(record.person_id, record.id), update)
+        self._update_if_exists(pipe, key_names.registration(record.person_id, record.id), update)
         if status != "ok":
             self._drop_tokens(pipe, record.person_id, record.id)
         pipe.execute()
@@ -203,10 +203,10 @@ class RegistrationRepository(Repository):
     def delete(self, record: RegistrationRecord) -> None:
         pipe = self.redis.pipeline(transaction=True)
         self._drop_tokens(pipe, record.person_id, record.id)
-        pipe.delete(keys.registration(record.person_id, record.id))
-        pipe.delete(keys.registration_by_external(record.person_id, record.provider,
+        pipe.delete(key_names.registration(record.person_id, record.id))
+        pipe.delete(key_names.registration_by_external(record.person_id, record.provider,
                                                   record.external_id))
-        pipe.srem(keys.registrations(record.person_id), record.id)
+        pipe.srem(key_names.registrations(record.person_id), record.id)
         pipe.execute()
 
     # ------------------------------------------------------------------ helpers
@@ -230,14 +230,14 @@ class RegistrationRepository(Repository):
         if ttl <= 0:
             return
         blob = self.keyring.encrypt_json(token.__dict__, self._token_aad(person_id, rid, scope_key))
-        pipe.set(keys.upstream_token(person_id, rid, scope_key), blob, ex=ttl)
-        pipe.sadd(keys.upstream_tokens(person_id, rid), scope_key)
+        pipe.set(key_names.upstream_token(person_id, rid, scope_key), blob, ex=ttl)
+        pipe.sadd(key_names.upstream_tokens(person_id, rid), scope_key)
 
     def _drop_tokens(self, pipe: Any, person_id: str, rid: str) -> None:
-        scope_keys = [raw.decode() for raw in self.redis.smembers(keys.upstream_tokens(person_id, rid))]
+        scope_keys = [raw.decode() for raw in self.redis.smembers(key_names.upstream_tokens(person_id, rid))]
         for scope_key in scope_keys:
-            pipe.delete(keys.upstream_token(person_id, rid, scope_key))
-        pipe.delete(keys.upstream_tokens(person_id, rid))
+            pipe.delete(key_names.upstream_token(person_id, rid, scope_key))
+        pipe.delete(key_names.upstream_tokens(person_id, rid))
 
     @staticmethod
     def _record(data: dict[str, str]) -> RegistrationRecord:

@@ -6,31 +6,31 @@ import json
 from typing import Any
 
 from aggregator.crypto import token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
 class SessionRepository(Repository):
     def load(self, session_id: str) -> dict[str, Any] | None:
-        raw = self.redis.get(keys.session(token_hash(session_id)))
+        raw = self.redis.get(key_names.session(token_hash(session_id)))
         return json.loads(raw) if raw else None
 
     def save(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         digest = token_hash(session_id)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.session(digest), json.dumps(data, separators=(",", ":")), ex=ttl)
+        pipe.set(key_names.session(digest), json.dumps(data, separators=(",", ":")), ex=ttl)
         person_id = data.get("person_id")
         if person_id:
             # remembered per person so that deleting a person ends their sessions too
-            pipe.sadd(keys.person_sessions(person_id), digest)
-            pipe.expire(keys.person_sessions(person_id), ttl)
+            pipe.sadd(key_names.person_sessions(person_id), digest)
+            pipe.expire(key_names.person_sessions(person_id), ttl)
         pipe.execute()
 
     def delete(self, session_id: str) -> None:
-        self.redis.delete(keys.session(token_hash(session_id)))
+        self.redis.delete(key_names.session(token_hash(session_id)))
 
     def delete_all_for(self, person_id: str) -> None:
-        digests = [raw.decode() for raw in self.redis.smembers(keys.person_sessions(person_id))]
+        digests = [raw.decode() for raw in self.redis.smembers(key_names.person_sessions(person_id))]
         if digests:
-            self.redis.delete(*(keys.session(digest) for digest in digests))
-        self.redis.delete(keys.person_sessions(person_id))
+            self.redis.delete(*(key_names.session(digest) for digest in digests))
+        self.redis.delete(key_names.person_sessions(person_id))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
@@ -23,11 +23,11 @@ class SigningKeyRepository(Repository):
     """One Redis hash: field = kid, value = encrypted JSON of the record."""
 
     def _aad(self, kid: str) -> str:
-        return f"{keys.SIGNING_KEYS}:{kid}"
+        return f"{key_names.SIGNING_KEYS}:{kid}"
 
     def all(self) -> list[SigningKeyRecord]:
         records = []
-        for kid, blob in self.decode(self.redis.hgetall(keys.SIGNING_KEYS)).items():
+        for kid, blob in self.decode(self.redis.hgetall(key_names.SIGNING_KEYS)).items():
             data = self.keyring.decrypt_json(blob, self._aad(kid))
             records.append(SigningKeyRecord(**data))
         return sorted(records, key=lambda record: record.created_at)
@@ -45,16 +45,16 @@ class SigningKeyRepository(Repository):
         args: list[str] = []
         for record in records:
             args += [record.kid, self._encode(record)]
-        return bool(self.redis.eval(script, 1, keys.SIGNING_KEYS, *args))
+        return bool(self.redis.eval(script, 1, key_names.SIGNING_KEYS, *args))
 
     def replace(self, records: list[SigningKeyRecord]) -> None:
         """Write the whole set at once (rotation and pruning)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.SIGNING_KEYS)
-        pipe.hset(keys.SIGNING_KEYS, mapping={r.kid: self._encode(r) for r in records})
+        pipe.delete(key_names.SIGNING_KEYS)
+        pipe.hset(key_names.SIGNING_KEYS, mapping={r.kid: self._encode(r) for r in records})
         pipe.execute()
 
     def version(self) -> str:
         """A cheap fingerprint so workers notice a rotation made elsewhere: the key ids (a
         rotation adds ids and pruning removes some), without fetching the keys themselves."""
-        return json.dumps(sorted(kid.decode() for kid in self.redis.hkeys(keys.SIGNING_KEYS)))
+        return json.dumps(sorted(kid.decode() for kid in self.redis.hkeys(key_names.SIGNING_KEYS)))

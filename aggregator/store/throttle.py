@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
@@ -14,7 +14,7 @@ class LoginThrottle(Repository):
         subjects = {"user": username.lower(), "ip": ip}
         pipe = self.redis.pipeline(transaction=False)
         for kind, _, _ in self.LIMITS:
-            pipe.get(keys.login_failures(kind, subjects[kind]))
+            pipe.get(key_names.login_failures(kind, subjects[kind]))
         counts = [int(value or 0) for value in pipe.execute()]
         return any(count >= limit for count, (_, limit, _) in zip(counts, self.LIMITS, strict=True))
 
@@ -22,10 +22,10 @@ class LoginThrottle(Repository):
         subjects = {"user": username.lower(), "ip": ip}
         pipe = self.redis.pipeline(transaction=True)
         for kind, _, window in self.LIMITS:
-            key = keys.login_failures(kind, subjects[kind])
+            key = key_names.login_failures(kind, subjects[kind])
             pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
             pipe.incr(key)
         pipe.execute()
 
     def record_success(self, username: str) -> None:
-        self.redis.delete(keys.login_failures("user", username.lower()))
+        self.redis.delete(key_names.login_failures("user", username.lower()))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.crypto import new_token, token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from aggregator.store.base import Repository
 
 
@@ -80,14 +80,14 @@ class TokenRepository(Repository):
                            auth_time: int | None = None,
                            claims: dict[str, Any] | None = None) -> tuple[str, AccessTokenRecord]:
         """A new access token; returns the value (handed out once) and its record."""
-        return self._issue(AccessTokenRecord, keys.access_token, client_id, person_id, grant_id,
+        return self._issue(AccessTokenRecord, key_names.access_token, client_id, person_id, grant_id,
                            scope, ttl, family, auth_time, claims)
 
     def issue_refresh_token(self, *, client_id: str, person_id: str, grant_id: str, scope: str,
                             ttl: int, family: str | None = None, auth_time: int | None = None,
                             claims: dict[str, Any] | None = None) -> tuple[str, RefreshTokenRecord]:
         """A new refresh token; returns the value (handed out once) and its record."""
-        return self._issue(RefreshTokenRecord, keys.refresh_token, client_id, person_id, grant_id,
+        return self._issue(RefreshTokenRecord, key_names.refresh_token, client_id, person_id, grant_id,
                            scope, ttl, family, auth_time, claims)
 
     def _issue(self, cls: type, key_for: Any, client_id: str, person_id: str | None,
@@ -124,12 +124,12 @@ class TokenRepository(Repository):
     @staticmethod
     def _indexes(record: _TokenRecord) -> list[str]:
         if record.person_id is None:
-            return [keys.client_tokens(record.client_id)]
+            return [key_names.client_tokens(record.client_id)]
         indexes = []
         if record.grant_id:
-            indexes.append(keys.grant_tokens(record.person_id, record.grant_id))
+            indexes.append(key_names.grant_tokens(record.person_id, record.grant_id))
         if record.family:
-            indexes.append(keys.token_family(record.person_id, record.family))
+            indexes.append(key_names.token_family(record.person_id, record.family))
         return indexes
 
     # ------------------------------------------------------------------ find
@@ -140,21 +140,21 @@ class TokenRepository(Repository):
         ``check_links=False`` skips the check that its grant and client still exist, for a
         caller that reads both anyway (introspection): one Redis round trip fewer.
         """
-        record = self._load(AccessTokenRecord, keys.access_token(token_hash(token)), token)
+        record = self._load(AccessTokenRecord, key_names.access_token(token_hash(token)), token)
         if record is None or (check_links and not self._alive(record)):
             return None
         return record
 
     def find_refresh_token(self, token: str) -> RefreshTokenRecord | None:
         """The active refresh token ``token`` (a rotated one is no longer active)."""
-        record = self._load(RefreshTokenRecord, keys.refresh_token(token_hash(token)), token)
+        record = self._load(RefreshTokenRecord, key_names.refresh_token(token_hash(token)), token)
         if record is None or record.rotated_at is not None or not self._alive(record):
             return None
         return record
 
     def lookup_refresh_token(self, token: str) -> RefreshTokenRecord | None:
         """The unexpired record of ``token``, rotated or not (for reuse detection)."""
-        return self._load(RefreshTokenRecord, keys.refresh_token(token_hash(token)), token)
+        return self._load(RefreshTokenRecord, key_names.refresh_token(token_hash(token)), token)
 
     def rotate_refresh_token(self, record: RefreshTokenRecord) -> RefreshTokenRecord | None:
         """Exchange a refresh token once (RFC 9700 §4.14.2 rotation).
@@ -163,7 +163,7 @@ class TokenRepository(Repository):
         :class:`RefreshTokenReused` when it was already exchanged. HSETNX makes two concurrent
         exchanges of one token impossible: exactly one of them wins.
         """
-        key = keys.refresh_token(record.token_hash)
+        key = key_names.refresh_token(record.token_hash)
         if record.rotated_at is not None or not self.redis.hsetnx(key, "rotated_at", self.now()):
             raise RefreshTokenReused(record)
         return record if self._alive(record) else None
@@ -194,30 +194,30 @@ class TokenRepository(Repository):
     def _alive(self, record: _TokenRecord) -> bool:
         """The grant and the client behind a token still exist."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(keys.client(record.client_id))
+        pipe.exists(key_names.client(record.client_id))
         if record.grant_id and record.person_id:
-            pipe.exists(keys.grant(record.person_id, record.grant_id))
+            pipe.exists(key_names.grant(record.person_id, record.grant_id))
         return all(pipe.execute())
 
     # ------------------------------------------------------------------ revoke
 
     def revoke_access_token(self, record: AccessTokenRecord) -> None:
-        self.redis.delete(keys.access_token(record.token_hash))
+        self.redis.delete(key_names.access_token(record.token_hash))
 
     def revoke_refresh_token(self, record: RefreshTokenRecord) -> None:
-        self.redis.delete(keys.refresh_token(record.token_hash))
+        self.redis.delete(key_names.refresh_token(record.token_hash))
 
     def revoke_family(self, person_id: str, family: str) -> int:
         """Revoke every token descending from one authorization code (RFC 6749 §4.1.2)."""
-        return self._revoke_index(keys.token_family(person_id, family))
+        return self._revoke_index(key_names.token_family(person_id, family))
 
     def revoke_grant_tokens(self, person_id: str, grant_id: str) -> int:
         """Revoke every access and refresh token issued under a grant."""
-        return self._revoke_index(keys.grant_tokens(person_id, grant_id))
+        return self._revoke_index(key_names.grant_tokens(person_id, grant_id))
 
     def revoke_client_tokens(self, client_id: str) -> int:
         """Revoke a client's client-credentials tokens."""
-        return self._revoke_index(keys.client_tokens(client_id))
+        return self._revoke_index(key_names.client_tokens(client_id))
 
     def _revoke_index(self, index: str) -> int:
         members = [raw.decode() for raw in self.redis.zrange(index, 0, -1)]

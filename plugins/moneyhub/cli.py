@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from aggregator.upstream.keys import SIGNING_ALGS, generate_jwks
+from aggregator.upstream.plugin_keys import SIGNING_ALGS, generate_jwks
 
 
 @click.group("moneyhub")

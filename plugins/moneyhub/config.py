@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from aggregator.upstream.keys import JWKSField, SigningKey, signing_key
+from aggregator.upstream.plugin_keys import JWKSField, SigningKey, signing_key
 from plugins.moneyhub.authorization import MAX_CONSENT_DAYS, MAX_HISTORY_MONTHS, PERMISSIONS
 
 DEFAULT_DATA_API_URL = "https://api.moneyhub.co.uk/v3"

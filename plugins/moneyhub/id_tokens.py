@@ -15,7 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.upstream.contract import LinkInvalid
-from aggregator.upstream.keys import SIGNING_ALGS
+from aggregator.upstream.plugin_keys import SIGNING_ALGS
 
 #: how far clocks may disagree, in seconds
 LEEWAY = 60

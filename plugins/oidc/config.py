@@ -38,7 +38,8 @@ from marshmallow import (
 from aggregator.upstream.contract import DATA_SCOPES
 
 # The private-JWKS field and its signing-key checks are shared with the Moneyhub plugin.
-from aggregator.upstream.keys import JWKSField, json_setting
+from aggregator.upstream.plugin_keys import JWKSField
+from config import json_setting
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 DEFAULT_SCOPES = {

@@ -37,7 +37,7 @@ from aggregator.upstream.contract import (
     UpstreamToken,
     UpstreamUnavailable,
 )
-from aggregator.upstream.keys import signing_key
+from aggregator.upstream.plugin_keys import signing_key
 from plugins.oidc.config import PLACEHOLDER, OIDCConfig
 from plugins.oidc.upstream import (
     ClientCredentials,

@@ -32,7 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.upstream.contract import LinkInvalid, PluginCache, UpstreamUnavailable
-from aggregator.upstream.keys import SIGNING_ALGS, SigningKey
+from aggregator.upstream.plugin_keys import SIGNING_ALGS, SigningKey
 
 METADATA_TTL = 3600
 #: how far clocks may disagree when checking an ID token, in seconds

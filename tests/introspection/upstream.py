@@ -20,7 +20,7 @@ import requests
 from flask import Flask, jsonify, request
 from marshmallow import Schema
 
-from aggregator.registry.service import FULL_SCOPE_KEY
+from aggregator.registry.linking import FULL_SCOPE_KEY
 from aggregator.services import Services
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.store.registrations import RegistrationRecord

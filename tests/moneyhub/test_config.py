@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from marshmallow import ValidationError
 
-from aggregator.upstream.keys import InvalidSigningKey, generate_jwks, signing_key
 from aggregator.upstream.loader import configure
+from aggregator.upstream.plugin_keys import InvalidSigningKey, generate_jwks, signing_key
 from config import ConfigError, load_settings
 from plugins.moneyhub.cli import jwks_command, moneyhub
 from plugins.moneyhub.config import DEFAULT_DATA_API_URL, MoneyhubConfig, MoneyhubSettings

@@ -9,7 +9,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from aggregator.crypto import token_hash
-from aggregator.store import keys
+from aggregator.store import key_names
 from tests.oauth.apps import (
     DATA,
     REDIRECT,
@@ -59,7 +59,7 @@ def test_a_replayed_code_is_refused_and_revokes_what_it_issued(server, nat):
 def test_an_expired_code_is_refused(server, nat):
     app = make_app(server)
     params, verifier = code_flow(server, app, nat, scope="openid")
-    key = keys.authorization_code(token_hash(params["code"]))
+    key = key_names.authorization_code(token_hash(params["code"]))
     server.services.store.redis.hset(key, "expires_at", int(time.time()) - 1)  # 60 s later
     assert_error(exchange(app, params["code"], verifier), "invalid_grant")
 

@@ -23,7 +23,7 @@ from aggregator.upstream.contract import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from aggregator.upstream.keys import generate_jwks
+from aggregator.upstream.plugin_keys import generate_jwks
 from plugins.oidc.config import OIDCConfig
 from plugins.oidc.plugin import OIDCPlugin
 from tests.plugins.oidc_provider import OpenIDProvider, running

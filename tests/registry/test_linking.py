@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from aggregator.registry.service import FULL_SCOPE_KEY
+from aggregator.registry.linking import FULL_SCOPE_KEY
 from tests.fixtures.aggregator import PersonAgent
 
 

@@ -7,7 +7,7 @@ from flask import flash, redirect, url_for
 from aggregator.accounts.current import current_person, login_required
 from aggregator.errors import NotFound
 from aggregator.oauth.blueprints import pages
-from aggregator.oauth.grants import end_grant
+from aggregator.oauth.consents import end_grant
 from aggregator.oauth.provider import provider
 
 

@@ -1,5 +1,5 @@
 """A plugin's own signing keys, as an upstream's client: pick one from a private JWKS, or
-generate a key pair, and read a private JWKS from configuration.
+generate a key pair, and read a private JWKS from configuration (:class:`JWKSField`).
 
 Upstreams (Moneyhub, any OpenID Provider using ``private_key_jwt`` or signed request objects)
 hold the public JWKS; our configuration holds the private one. RS*, PS* and ES* are accepted.
@@ -7,14 +7,14 @@ hold the public JWKS; our configuration holds the private one. RS*, PS* and ES* 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
 from marshmallow import ValidationError, fields
+
+from config import json_setting
 
 RSA_ALGS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGS: dict[str, str] = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
@@ -92,22 +92,6 @@ def generate_jwks(alg: str = "PS256", rsa_bits: int = 2048) -> tuple[dict[str, A
         key = RSAKey.generate_key(rsa_bits, parameters=params, auto_kid=True)
     keys = KeySet([key])
     return keys.as_dict(private=False), keys.as_dict(private=True)
-
-
-def json_setting(value: Any) -> Any:
-    """A JSON configuration value given inline, or as ``@/path/to/file.json``."""
-    if not isinstance(value, str):
-        return value
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValidationError(f"Cannot read {value[1:]}: {exc.strerror}.") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise ValidationError("Not valid JSON (give JSON, or @path to a file).") from None
 
 
 class JWKSField(fields.Field):
