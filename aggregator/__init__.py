@@ -14,7 +14,7 @@ from aggregator.errors import register_error_handlers
 from aggregator.logs import configure_logging, init_access_log
 from aggregator.registry.notices import RegistryNotices
 from aggregator.security import init_security
-from aggregator.services import Services
+from aggregator.services import EXTENSION, Services
 from aggregator.sessions import RedisSessionInterface
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
@@ -35,7 +35,6 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     configure_logging(settings.log_level)
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
-    app.config["SETTINGS"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
@@ -48,7 +47,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         where = urlsplit(settings.redis_url).hostname or "its socket"
         raise ConfigError(f"REDIS_URL: cannot use the Redis server at {where} ({exc}).") from None
     svc = Services(settings, keyring, store, signing_keys)
-    app.extensions["aggregator"] = svc
+    app.extensions[EXTENSION] = svc
 
     def context_for(name: str) -> PluginContext:
         return PluginContext(
@@ -61,8 +60,8 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
 
     svc.plugins = load_plugins(settings, context_for)
 
-    app.session_interface = RedisSessionInterface(app)
-    init_security(app)
+    app.session_interface = RedisSessionInterface(settings, store.sessions)
+    init_security(app, settings)
     init_access_log(app)
     register_error_handlers(app)
     _register_blueprints(app)
@@ -79,7 +78,7 @@ def _datetime(timestamp: int | float | None) -> str:
 def _register_blueprints(app: Flask) -> None:
     from aggregator.accounts.views import bp as accounts
     from aggregator.health import bp as health
-    from aggregator.introspection import init_introspection
+    from aggregator.introspection.endpoint import bp as introspection
     from aggregator.oauth import init_oauth
     from aggregator.registry.views import bp as registry
 
@@ -87,8 +86,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts)
     app.register_blueprint(registry)
     init_oauth(app)
-    init_introspection(app)
-    for name, plugin in app.extensions["aggregator"].plugins.items():
+    app.register_blueprint(introspection)
+    for name, plugin in app.extensions[EXTENSION].plugins.items():
         extra = plugin.blueprint()
         if extra is not None:
             app.register_blueprint(extra, url_prefix=f"/plugins/{name}", name=f"plugin_{name}")

@@ -11,6 +11,8 @@ from typing import TypeVar
 from flask import Flask, current_app, g, request, session
 
 from aggregator.errors import InvalidRequest
+from aggregator.services import services
+from config import Settings
 
 F = TypeVar("F", bound=Callable)
 
@@ -57,15 +59,14 @@ def _check_csrf() -> None:
 
 
 def client_ip() -> str:
-    if current_app.config["SETTINGS"].trust_proxy:
+    if services().settings.trust_proxy:
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded:
             return forwarded.split(",")[0].strip()
     return request.remote_addr or "unknown"
 
 
-def init_security(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
+def init_security(app: Flask, settings: Settings) -> None:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.jinja_env.globals["csrf_token"] = csrf_token

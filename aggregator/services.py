@@ -1,20 +1,28 @@
 """The services one AS process holds, built once by ``create_app`` (Warehouse-style).
 
-Views reach them through :func:`services`; tests build an app with their own settings rather
-than swapping internals.
+Everything reaches them one way: :func:`services` inside a request or an app context, or the
+``Services`` that ``create_app`` passes to what it builds. Tests build an app with their own
+settings and plugins rather than swapping internals.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flask import current_app
 
 from aggregator.crypto import KeyRing
+from aggregator.introspection.freshness import FreshTokens
+from aggregator.introspection.response import RecentInstitutions
+from aggregator.oauth.endpoints import Endpoints
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
 from aggregator.upstream.contract import UpstreamPlugin
 from config import Settings
+
+#: where ``create_app`` keeps the services on the Flask application
+EXTENSION = "aggregator"
 
 
 @dataclass
@@ -25,6 +33,25 @@ class Services:
     signing_keys: SigningKeys
     plugins: dict[str, UpstreamPlugin] = field(default_factory=dict)
 
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    @cached_property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.settings.issuer)
+
+    @cached_property
+    def fresh_tokens(self) -> FreshTokens:
+        """Upstream tokens for introspection: cache, concurrent refresh, single-flight."""
+        return FreshTokens(self)
+
+    @cached_property
+    def recent_institutions(self) -> RecentInstitutions:
+        """This worker's just-built ``institutions`` members (see :class:`RecentInstitutions`)."""
+        return RecentInstitutions(self.settings.token_freshness)
+
 
 def services() -> Services:
-    return current_app.extensions["aggregator"]
+    """The current application's services."""
+    return current_app.extensions[EXTENSION]

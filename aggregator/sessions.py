@@ -14,6 +14,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from aggregator.crypto import new_token
+from aggregator.store.sessions import SessionRepository
+from config import Settings
 
 
 class RedisSession(CallbackDict, SessionMixin):
@@ -31,23 +33,21 @@ class RedisSession(CallbackDict, SessionMixin):
 
 
 class RedisSessionInterface(SessionInterface):
-    def __init__(self, app: Flask) -> None:
-        self.settings = app.config["SETTINGS"]
+    def __init__(self, settings: Settings, sessions: SessionRepository) -> None:
+        self.settings = settings
+        self.sessions = sessions
         self.cookie_name = "__Host-session" if self.settings.secure_cookies else "aggregator_session"
-
-    def _store(self, app: Flask):
-        return app.extensions["aggregator"].store.sessions
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         sid = request.cookies.get(self.cookie_name)
         if sid and len(sid) < 100:
-            data = self._store(app).load(sid)
+            data = self.sessions.load(sid)
             if data is not None:
                 return RedisSession(data, sid=sid)
         return RedisSession(new=True)
 
     def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:  # type: ignore[override]
-        store = self._store(app)
+        store = self.sessions
         secure = self.settings.secure_cookies
         if session.rotate and session.sid:
             store.delete(session.sid)

@@ -24,11 +24,9 @@ from urllib.parse import urlencode
 from aggregator import create_app
 from aggregator.crypto import KeyRing
 from aggregator.oauth.clients import register_client
-from aggregator.oauth.provider import Provider
-from aggregator.registry.linking import FULL_SCOPE_KEY
 from aggregator.services import Services
-from aggregator.store.registrations import CachedToken
 from aggregator.testing.servers import reserve_port
+from aggregator.upstream.contract import Institution, LinkedInstitution, UpstreamToken
 from bench import upstream
 from bench.cluster import Cluster, Server
 from bench.load import Request, Stats, burst, hammer, repeat
@@ -59,12 +57,11 @@ def _seed(svc: Services, bank_url: str, app_auth: str, client_id: str, username:
     for n in range(count):
         token = None
         if cached_for is not None:
-            token = CachedToken(f"at-seeded-{username}-{n}", int(time.time()) + cached_for, "Bearer", None)
-        record = store.registrations.save_linked(
-            person.id, "benchbank", institution_id=f"bank-{n}", institution_name=f"Bank {n}",
-            icon_url=None, external_id=f"{username}-{n}", endpoint=f"{bank_url}/users/{username}-{n}",
-            secrets_value={"refresh_token": f"rt-{username}-{n}"}, metadata={},
-            consent_expires_at=None, share_group=None, token=token, scope_key=FULL_SCOPE_KEY)
+            token = UpstreamToken(f"at-seeded-{username}-{n}", int(time.time()) + cached_for)
+        record = store.registrations.save_linked(person.id, "benchbank", LinkedInstitution(
+            Institution(f"bank-{n}", f"Bank {n}"), external_id=f"{username}-{n}",
+            endpoint=f"{bank_url}/users/{username}-{n}",
+            secrets={"refresh_token": f"rt-{username}-{n}"}, token=token))
         ids.add(record.id)
     grant = store.grants.create(client_id, person.id, ["openid", *DATA.split()], ids)
     token, _ = store.tokens.issue_access_token(client_id=client_id, person_id=person.id,
@@ -130,7 +127,7 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
             "BENCHBANK_URL": bank.url,
         }
         svc: Services = create_app(environ).extensions["aggregator"]
-        issued = register_client(Provider(svc), {
+        issued = register_client(svc, {
             "client_name": "Grapher", "redirect_uris": ["https://grapher.example/cb"],
             "grant_types": ["authorization_code"], "scope": f"openid {DATA}"})
         app_auth = "Basic " + base64.b64encode(

@@ -1,27 +1,7 @@
-"""Aggregated token introspection: RFC 7662 plus the institutions the grant covers."""
+"""Aggregated token introspection: RFC 7662 plus the institutions the grant covers.
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from flask import Flask
-
-from aggregator.introspection.endpoint import bp
-from aggregator.introspection.freshness import FreshTokens
-from aggregator.introspection.response import RecentInstitutions
-
-
-@dataclass(frozen=True)
-class Introspection:
-    """What one AS process keeps for introspection (``app.extensions["introspection"]``)."""
-
-    fresh: FreshTokens
-    recent: RecentInstitutions
-
-
-def init_introspection(app: Flask) -> None:
-    """Register ``POST /introspect`` on ``app`` with the process's token source and answers."""
-    svc = app.extensions["aggregator"]
-    app.extensions["introspection"] = Introspection(
-        FreshTokens(svc), RecentInstitutions(svc.settings.token_freshness))
-    app.register_blueprint(bp)
+- ``endpoint``       ``POST /introspect``, read as its protocol's steps
+- ``response``       the ``institutions`` member, and a worker's recently built ones
+- ``freshness``      fresh upstream tokens: cache, concurrent refresh, single-flight
+- ``single_flight``  one refresh per registration at a time, across every worker
+"""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from aggregator.errors import InvalidRequest, UnsupportedMediaType, api_blueprint
@@ -98,8 +98,7 @@ def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institut
     grant = svc.store.grants.get_for(record.person_id, record.grant_id)
     if grant is None:
         return dict(INACTIVE), None  # revoked while we looked
-    kept = current_app.extensions["introspection"]
-    found = institutions(svc, kept.fresh, kept.recent, grant, record.scope)
+    found = institutions(svc, grant, record.scope)
     body["institutions"] = found.entries
     return body, found
 

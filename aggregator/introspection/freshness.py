@@ -21,12 +21,14 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aggregator.introspection.single_flight import Lease, RefreshLocks
-from aggregator.registry.linking import as_registration, scope_key
-from aggregator.services import Services
-from aggregator.store.registrations import CachedToken, RegistrationRecord
-from aggregator.upstream.contract import Person, UpstreamError, UpstreamUnavailable
+from aggregator.store.registrations import RegistrationRecord
+from aggregator.upstream.contract import Person, UpstreamError, UpstreamToken, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from aggregator.services import Services
 
 log = logging.getLogger("aggregator.introspection")
 
@@ -45,11 +47,11 @@ class Outcome:
     """One registration's result: ``status`` ok with a token, or a status and an error text."""
 
     status: str
-    token: CachedToken | None = None
+    token: UpstreamToken | None = None
     error: str | None = None
 
 
-def _ok(token: CachedToken) -> Outcome:
+def _ok(token: UpstreamToken) -> Outcome:
     return Outcome("ok", token)
 
 
@@ -65,7 +67,7 @@ class FreshTokens:
         self.freshness = svc.settings.token_freshness
         self.timeout = svc.settings.upstream_timeout
         timeout_ms = math.ceil(self.timeout * 1000)
-        self.locks = RefreshLocks(svc.store.redis, ttl_ms=timeout_ms + 2000,
+        self.locks = RefreshLocks(svc.store.refresh_leases, ttl_ms=timeout_ms + 2000,
                                   max_hold_ms=10 * timeout_ms + 5000)
         self.pool_size = pool_size
         self._pool: ThreadPoolExecutor | None = None
@@ -87,16 +89,15 @@ class FreshTokens:
         self, person_id: str, records: Iterable[RegistrationRecord], scopes: frozenset[str]
     ) -> dict[str, Outcome]:
         """Registration id -> outcome, within about ``upstream_timeout`` seconds."""
-        key = scope_key(scopes)
         now = time.time()
         outcomes: dict[str, Outcome] = {}
-        stale: dict[str, tuple[RegistrationRecord, CachedToken | None]] = {}
+        stale: dict[str, tuple[RegistrationRecord, UpstreamToken | None]] = {}
         for record in records:
             blocked = self._blocked(record, now)
             if blocked is not None:
                 outcomes[record.id] = blocked
                 continue
-            cached = self.svc.store.registrations.cached_token(person_id, record.id, key)
+            cached = self.svc.store.registrations.cached_token(person_id, record.id, scopes)
             if cached is not None and self._fresh(cached, now):
                 outcomes[record.id] = _ok(cached)
             else:
@@ -133,10 +134,10 @@ class FreshTokens:
             return _failed("error", f"The provider {record.provider!r} is not enabled on this server.")
         return None
 
-    def _fresh(self, token: CachedToken, now: float) -> bool:
+    def _fresh(self, token: UpstreamToken, now: float) -> bool:
         return token.expires_at - now >= self.freshness
 
-    def _usable(self, token: CachedToken | None, seen: CachedToken | None) -> bool:
+    def _usable(self, token: UpstreamToken | None, seen: UpstreamToken | None) -> bool:
         """Fresh, or new since ``seen`` (an upstream whose tokens live shorter than the
         freshness window cannot do better, and refreshing again would not help)."""
         if token is None:
@@ -157,17 +158,16 @@ class FreshTokens:
         person: Person,
         record: RegistrationRecord,
         scopes: frozenset[str],
-        seen: CachedToken | None,
+        seen: UpstreamToken | None,
         deadline: float,
     ) -> Outcome:
         """A fresh token for ``record``: refresh it under its lease, or wait for the holder."""
-        key = scope_key(scopes)
         lease = self.locks.lease(person.id, record.id)
         try:
             while time.monotonic() < deadline:
                 if lease.acquire():
                     try:
-                        return self._refresh_held(person, record, scopes, key, seen, lease)
+                        return self._refresh_held(person, record, scopes, seen, lease)
                     finally:
                         lease.release()
                 holder = lease.holder()
@@ -175,7 +175,7 @@ class FreshTokens:
                     continue  # released between our SET NX and GET: try again
                 if not self._await_release(lease, holder, deadline):
                     return self._timed_out(record)
-                cached = self.svc.store.registrations.cached_token(person.id, record.id, key)
+                cached = self.svc.store.registrations.cached_token(person.id, record.id, scopes)
                 if self._usable(cached, seen):
                     return _ok(cached)  # type: ignore[arg-type]
                 note = lease.failure_of(holder)
@@ -204,21 +204,20 @@ class FreshTokens:
         person: Person,
         record: RegistrationRecord,
         scopes: frozenset[str],
-        key: str,
-        seen: CachedToken | None,
+        seen: UpstreamToken | None,
         lease: Lease,
     ) -> Outcome:
         registrations = self.svc.store.registrations
         # Another holder may have finished just before we got the lease: look at the cache
-        # again. Its rotated secrets need no second look: ``as_registration`` reads them now.
+        # again. Its rotated secrets need no second look: ``plugin_view`` reads them now.
         # (A status it set meanwhile is not re-read: asking upstream again gives the same.)
-        cached = registrations.cached_token(person.id, record.id, key)
+        cached = registrations.cached_token(person.id, record.id, scopes)
         if self._usable(cached, seen):
             return _ok(cached)  # type: ignore[arg-type]
         plugin = self.svc.plugins[record.provider]
         started = time.monotonic()
         try:
-            result = plugin.access_token(as_registration(self.svc, record, person), scopes)
+            result = plugin.access_token(registrations.plugin_view(record, person), scopes)
         except UpstreamUnavailable as exc:
             # transient: the entry says so, the registration keeps its status
             lease.leave_failure("error", exc.description)
@@ -231,9 +230,9 @@ class FreshTokens:
             message = f"{record.institution_name} could not be reached; try again later."
             lease.leave_failure("error", message)
             raise
-        token = CachedToken.of(result.token)
+        token = result.token
         # Persist first: the upstream may already have invalidated the old refresh token.
-        registrations.store_refreshed(record, key, token, result.secrets, result.metadata)
+        registrations.store_refreshed(record, scopes, token, result.secrets, result.metadata)
         log.info("upstream token refreshed", extra={
             "registration_id": record.id, "provider": record.provider,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),

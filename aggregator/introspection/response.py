@@ -6,15 +6,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aggregator.introspection.freshness import FreshTokens, Outcome
+from aggregator.introspection.freshness import Outcome
 from aggregator.introspection.names import order, unique_names
-from aggregator.registry.linking import scope_key
-from aggregator.services import Services
 from aggregator.store.grants import Grant
 from aggregator.store.registrations import RegistrationRecord
 from aggregator.upstream.contract import DATA_SCOPES
+
+if TYPE_CHECKING:
+    from aggregator.services import Services
 
 #: RFC 7662 §2.2: the whole answer for a token that is not active, or not the caller's to see
 INACTIVE: dict[str, Any] = {"active": False}
@@ -76,27 +77,27 @@ class RecentInstitutions:
                 self._items.popitem(last=False)
 
 
-def institutions(svc: Services, fresh: FreshTokens, recent: RecentInstitutions, grant: Grant,
-                 token_scope: str) -> Institutions:
+def institutions(svc: Services, grant: Grant, token_scope: str) -> Institutions:
     """One entry per registration the grant covers, keyed by its (per person unique) name."""
     scopes = data_scopes(token_scope, grant)
     if not scopes or not grant.registration_ids:
         return Institutions(grant.person_id)
-    key = (grant.person_id, grant.id, grant.registration_ids, scope_key(scopes))
+    key = (grant.person_id, grant.id, grant.registration_ids, scopes)
+    recent = svc.recent_institutions
     found = recent.get(key)
     if found is None:
-        found = _build(svc, fresh, grant, scopes)
+        found = _build(svc, grant, scopes)
         recent.put(key, found)
     return found
 
 
-def _build(svc: Services, fresh: FreshTokens, grant: Grant, scopes: frozenset[str]) -> Institutions:
+def _build(svc: Services, grant: Grant, scopes: frozenset[str]) -> Institutions:
     result = Institutions(grant.person_id)
     records = svc.store.registrations.list(grant.person_id)
     names = unique_names(records)
     covered = [r for r in records if r.id in grant.registration_ids]
     withheld = _beyond_grant(records, grant)
-    outcomes = fresh.collect(grant.person_id, [r for r in covered if r.id not in withheld], scopes)
+    outcomes = svc.fresh_tokens.collect(grant.person_id, [r for r in covered if r.id not in withheld], scopes)
     outcomes.update(withheld)
     for record in sorted(covered, key=order):
         outcome = outcomes[record.id]

@@ -1,66 +1,40 @@
-"""Single-flight for upstream refreshes: one Redis lease per registration, across every worker.
+"""Single-flight for upstream refreshes: one lease per registration, across every worker.
 
-The lease is ``SET key <random token> NX PX <ttl>``; only the holder of the token may extend or
-delete it (compare-and-swap Lua scripts), so a holder whose lease ran out can never release a
-lease that someone else has taken since. While a refresh runs, one keeper thread per process
-extends the leases it holds, so a slow upstream never lets a second refresh start (which, with
-refresh-token rotation, would burn the grant); a crashed holder's lease lapses after ``ttl``.
-
-A holder whose refresh failed leaves a short note under its token, so the requests that waited
-on it report the same failure instead of queueing up to hit a failing upstream one by one.
+The lease itself lives in Redis (:mod:`aggregator.store.leases`). While a refresh runs, one
+keeper thread per process extends the leases it holds, so a slow upstream never lets a second
+refresh start (which, with refresh-token rotation, would burn the grant); a crashed holder's
+lease lapses after ``ttl``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 
 import redis
 
-from aggregator.store import key_names
+from aggregator.store.leases import FailureNote, RefreshLeases
 
 log = logging.getLogger("aggregator.introspection")
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-#: how long a failure note outlives the lease it belongs to
-FAILURE_NOTE_MS = 10_000
-
-
-@dataclass(frozen=True)
-class FailureNote:
-    """What a failed refresh leaves for the requests that waited on it."""
-
-    holder: str
-    status: str
-    error: str
-
 
 class Lease:
-    """One registration's refresh lease (see the module docstring)."""
+    """One registration's refresh lease, as one would-be holder sees it."""
 
     def __init__(self, locks: RefreshLocks, person_id: str, registration_id: str) -> None:
         self._locks = locks
-        self.key = key_names.registration_lock(person_id, registration_id)
-        self.note_key = key_names.registration_refresh_failure(person_id, registration_id)
+        self._leases = locks.leases
+        self.person_id = person_id
+        self.registration_id = registration_id
         self.token = secrets.token_hex(16)
         self.held = False
 
     def acquire(self) -> bool:
-        self.held = bool(self._locks.redis.set(self.key, self.token, nx=True, px=self._locks.ttl_ms))
+        self.held = self._leases.acquire(self.person_id, self.registration_id, self.token,
+                                         self._locks.ttl_ms)
         if self.held:
             self._locks.keeper.hold(self)
         return self.held
@@ -70,40 +44,31 @@ class Lease:
             return
         self._locks.keeper.drop(self)
         self.held = False
-        self._locks.release_script(keys=[self.key], args=[self.token])
+        self._leases.release(self.person_id, self.registration_id, self.token)
 
     def extend(self) -> bool:
-        return bool(self._locks.extend_script(keys=[self.key], args=[self.token, self._locks.ttl_ms]))
+        return self._leases.extend(self.person_id, self.registration_id, self.token,
+                                   self._locks.ttl_ms)
 
     def holder(self) -> str | None:
         """The token of whoever holds the lease now (None when free)."""
-        found = self._locks.redis.get(self.key)
-        return found.decode() if found else None
+        return self._leases.holder(self.person_id, self.registration_id)
 
     def leave_failure(self, status: str, error: str) -> None:
         """Tell the waiters why this holder's refresh failed (before :meth:`release`)."""
-        note = json.dumps({"holder": self.token, "status": status, "error": error})
-        self._locks.redis.set(self.note_key, note, px=FAILURE_NOTE_MS)
+        self._leases.leave_failure(self.person_id, self.registration_id, self.token, status, error)
 
     def failure_of(self, holder: str) -> FailureNote | None:
         """The failure left by ``holder``, if that holder failed."""
-        raw = self._locks.redis.get(self.note_key)
-        if not raw:
-            return None
-        data = json.loads(raw)
-        if data.get("holder") != holder:
-            return None
-        return FailureNote(holder, data["status"], data["error"])
+        return self._leases.failure_of(self.person_id, self.registration_id, holder)
 
 
 class RefreshLocks:
-    """Factory of leases over one Redis client, with the process's keeper thread."""
+    """Factory of leases over the store's leases, with the process's keeper thread."""
 
-    def __init__(self, client: redis.Redis, ttl_ms: int, max_hold_ms: int) -> None:
-        self.redis = client
+    def __init__(self, leases: RefreshLeases, ttl_ms: int, max_hold_ms: int) -> None:
+        self.leases = leases
         self.ttl_ms = ttl_ms
-        self.release_script = client.register_script(_RELEASE)
-        self.extend_script = client.register_script(_EXTEND)
         self.keeper = LeaseKeeper(ttl_ms, max_hold_ms)
 
     def lease(self, person_id: str, registration_id: str) -> Lease:
@@ -142,13 +107,14 @@ class LeaseKeeper:
             with self._mutex:
                 held = list(self._held.items())
             for lease, since in held:
+                where = {"registration_id": lease.registration_id}
                 if now - since > self.max_hold:
                     # a plugin stuck this long is broken: let the lease lapse rather than
                     # block the registration forever
                     self.drop(lease)
-                    log.warning("refresh lease abandoned", extra={"lock": lease.key})
+                    log.warning("refresh lease abandoned", extra=where)
                     continue
                 try:
                     lease.extend()
                 except redis.RedisError:
-                    log.warning("refresh lease not extended", extra={"lock": lease.key})
+                    log.warning("refresh lease not extended", extra=where)

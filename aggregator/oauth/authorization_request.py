@@ -15,10 +15,10 @@ from aggregator.errors import InvalidRequest, InvalidScope, UnauthorizedClient
 from aggregator.oauth.claims import parse_claims
 from aggregator.oauth.client_metadata import RESPONSE_TYPES
 from aggregator.oauth.errors import UnsupportedResponseType
-from aggregator.oauth.provider import Provider
 from aggregator.oauth.request_object import request_object_params
 from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
 from aggregator.oauth.scopes import OPENID, parse_scope
+from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
 PROMPTS = ("none", "login", "consent")
@@ -57,16 +57,16 @@ class AuthorizationRequest:
         return cls(**{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data["prompt"])})
 
 
-def with_request_object(p: Provider, client: ClientRecord, params: dict[str, str]) -> dict[str, str]:
+def with_request_object(svc: Services, client: ClientRecord, params: dict[str, str]) -> dict[str, str]:
     """RFC 9101 §5: a ``request`` parameter replaces every other parameter."""
     if "request" not in params:
         return params
     if "request_uri" in params:
         raise InvalidRequest("Send request or request_uri, not both.")
-    return request_object_params(p, client, params["request"])
+    return request_object_params(svc, client, params["request"])
 
 
-def redirect_target(p: Provider, client: ClientRecord, params: dict[str, str]) -> ResponseTarget:
+def redirect_target(svc: Services, client: ClientRecord, params: dict[str, str]) -> ResponseTarget:
     """The validated redirect URI and response mode (errors here must not redirect).
 
     RFC 6749 §3.1.2.3 / RFC 9700 §4.1.3: the redirect URI is compared as an exact string with
@@ -84,7 +84,7 @@ def redirect_target(p: Provider, client: ClientRecord, params: dict[str, str]) -
     if not _mode_allowed(mode, response_type):
         mode = default_response_mode(response_type)  # the error about it goes the safe way
     state = params.get("state")
-    return ResponseTarget(redirect_uri, mode, state[:_MAX_VALUE] if state else state, p.issuer)
+    return ResponseTarget(redirect_uri, mode, state[:_MAX_VALUE] if state else state, svc.issuer)
 
 
 def _mode_allowed(mode: str, response_type: str) -> bool:

@@ -38,10 +38,10 @@ from aggregator.oauth.consents import covering_grant, record_consent
 from aggregator.oauth.errors import ConsentRequired, InvalidRequestUri, LoginRequired
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
-from aggregator.oauth.provider import Provider, provider
 from aggregator.oauth.responses import respond, respond_error
 from aggregator.oauth.scopes import data_scopes
 from aggregator.security import csrf_exempt
+from aggregator.services import Services, services
 from aggregator.store.authorizations import PendingAuthorization
 from aggregator.store.clients import ClientRecord
 from aggregator.store.grants import Grant
@@ -51,40 +51,40 @@ from aggregator.store.people import PersonRecord
 @pages.route("/authorize", methods=["GET", "POST"])
 @csrf_exempt  # a protocol request from the app (OIDC Core §3.1.2.1 allows POST), not a form of ours
 def authorize() -> Response:
-    p = provider()
+    svc = services()
     params = single_values(request.args if request.method == "GET" else request.form)
-    client = _client(p, params)
-    params, pushed = _pushed_or_signed(p, client, params)
-    target = redirect_target(p, client, params)
+    client = _client(svc, params)
+    params, pushed = _pushed_or_signed(svc, client, params)
+    target = redirect_target(svc, client, params)
     try:
-        if (p.settings.require_par or client.require_pushed_authorization_requests) and not pushed:
+        if (svc.settings.require_par or client.require_pushed_authorization_requests) and not pushed:
             raise InvalidRequest("This client must push its authorization request (PAR) first.")
         authorization = validate(client, params, target)
     except ProtocolError as exc:
         return respond_error(target, exc)
-    pending = pending_requests.remember(p, authorization)
-    return proceed(p, pending)
+    pending = pending_requests.remember(svc, authorization)
+    return proceed(svc, pending)
 
 
-def _client(p: Provider, params: dict[str, str]) -> ClientRecord:
+def _client(svc: Services, params: dict[str, str]) -> ClientRecord:
     client_id = params.get("client_id")
     if not client_id:
         raise InvalidRequest("The app did not say who it is (client_id is missing).")
-    client = p.clients.get(client_id)
+    client = svc.store.clients.get(client_id)
     if client is None:
         raise InvalidRequest("The app that sent you here is not registered with us.")
     return client
 
 
-def _pushed_or_signed(p: Provider, client: ClientRecord,
+def _pushed_or_signed(svc: Services, client: ClientRecord,
                       params: dict[str, str]) -> tuple[dict[str, str], bool]:
     """The parameters that count, and whether they were pushed (RFC 9126 §4)."""
     request_uri = params.get("request_uri")
     if request_uri is None:
-        return with_request_object(p, client, params), False
+        return with_request_object(svc, client, params), False
     if "request" in params:
         raise InvalidRequest("Send request or request_uri, not both.")
-    pushed = p.pushed_requests.take(request_uri)  # single use
+    pushed = svc.store.pushed_requests.take(request_uri)  # single use
     if pushed is None:
         raise InvalidRequestUri("This authorization request has expired or was already used. "
                                 "Go back to the app and start again.")
@@ -96,30 +96,30 @@ def _pushed_or_signed(p: Provider, client: ClientRecord,
 # ------------------------------------------------------------------ after the request is known
 
 
-def proceed(p: Provider, pending: PendingAuthorization, *, show_consent: bool = False) -> Response:
+def proceed(svc: Services, pending: PendingAuthorization, *, show_consent: bool = False) -> Response:
     """Log in, then reuse a covering grant or ask for consent; finally answer the client."""
     authorization = AuthorizationRequest.from_dict(pending.request)
-    target = authorization.target(p.issuer)
+    target = authorization.target(svc.issuer)
     person = current_person()
     try:
         if person is None or _login_is_stale(authorization, pending):
             if "none" in authorization.prompt:
                 raise LoginRequired("The person is not logged in (prompt=none).")
             return _to_login(pending)
-        client = _still_registered(p, authorization)
+        client = _still_registered(svc, authorization)
         grant = None
         if "consent" not in authorization.prompt:
-            grant = covering_grant(p, client.client_id, person.id, authorization.scopes)
+            grant = covering_grant(svc, client.client_id, person.id, authorization.scopes)
         if grant is not None:
-            return _issue(p, client, pending, person, grant)
+            return _issue(svc, client, pending, person, grant)
         if "none" in authorization.prompt:
             raise ConsentRequired("The person has not allowed this yet (prompt=none).")
     except ProtocolError as exc:
-        p.pending.take(pending.id)
+        svc.store.pending.take(pending.id)
         return respond_error(target, exc)
     if not show_consent:
         return redirect(pending_requests.continue_url(pending), code=303)
-    return _consent_page(p, client, pending, person, authorization)
+    return _consent_page(svc, client, pending, person, authorization)
 
 
 def _login_is_stale(authorization: AuthorizationRequest, pending: PendingAuthorization) -> bool:
@@ -140,21 +140,21 @@ def _to_login(pending: PendingAuthorization) -> Response:
     return redirect(f"{url_for('accounts.login')}?{query}", code=303)
 
 
-def _still_registered(p: Provider, authorization: AuthorizationRequest) -> ClientRecord:
-    client = p.clients.get(authorization.client_id)
+def _still_registered(svc: Services, authorization: AuthorizationRequest) -> ClientRecord:
+    client = svc.store.clients.get(authorization.client_id)
     if client is None:
         raise InvalidRequest("The app was removed meanwhile.")
     return client
 
 
-def _issue(p: Provider, client: ClientRecord, pending: PendingAuthorization, person: PersonRecord,
+def _issue(svc: Services, client: ClientRecord, pending: PendingAuthorization, person: PersonRecord,
            grant: Grant) -> Response:
     """Answer the client with a code (and an ID token for ``code id_token``), exactly once."""
-    if p.pending.take(pending.id) is None:
+    if svc.store.pending.take(pending.id) is None:
         raise InvalidRequest("This sign-in request was already completed.")
     authorization = AuthorizationRequest.from_dict(pending.request)
     auth_time = int(session.get("auth_time") or time.time())
-    code, _ = p.codes.issue(
+    code, _ = svc.store.codes.issue(
         client_id=client.client_id, person_id=person.id, grant_id=grant.id,
         redirect_uri=authorization.redirect_uri, scope=authorization.scope,
         code_challenge=authorization.code_challenge, nonce=authorization.nonce,
@@ -164,11 +164,11 @@ def _issue(p: Provider, client: ClientRecord, pending: PendingAuthorization, per
     params = {"code": code}
     if authorization.response_type == "code id_token":
         params["id_token"] = issue_id_token(
-            p, client, person_id=person.id, nonce=authorization.nonce, auth_time=auth_time,
+            svc, client, person_id=person.id, nonce=authorization.nonce, auth_time=auth_time,
             include_auth_time=authorization.max_age is not None, code=code,
             state=authorization.state,
         )
-    return respond(authorization.target(p.issuer), params)
+    return respond(authorization.target(svc.issuer), params)
 
 
 # ------------------------------------------------------------------ the consent page
@@ -177,56 +177,56 @@ def _issue(p: Provider, client: ClientRecord, pending: PendingAuthorization, per
 @pages.get("/authorize/continue/<pending_id>")
 @login_required
 def resume(pending_id: str) -> Response:
-    p = provider()
-    return proceed(p, pending_requests.load(p, pending_id), show_consent=True)
+    svc = services()
+    return proceed(svc, pending_requests.load(svc, pending_id), show_consent=True)
 
 
 @pages.post("/authorize/continue/<pending_id>")
 @login_required
 def decide(pending_id: str) -> Response:
     """The person's decision: deny -> ``access_denied``; allow -> grant, then the code."""
-    p = provider()
-    pending = pending_requests.load(p, pending_id)
+    svc = services()
+    pending = pending_requests.load(svc, pending_id)
     authorization = AuthorizationRequest.from_dict(pending.request)
-    target = authorization.target(p.issuer)
+    target = authorization.target(svc.issuer)
     person = current_person()
     assert person is not None
     decision = request.form.get("decision")
     if decision == "deny":
-        p.pending.take(pending.id)
+        svc.store.pending.take(pending.id)
         return respond_error(target, AccessDenied("The person did not allow access."))
     if decision != "allow":
         raise InvalidRequest("Choose Allow or Deny.")
     if _login_is_stale(authorization, pending):
         return _to_login(pending)
     try:
-        client = _still_registered(p, authorization)
+        client = _still_registered(svc, authorization)
     except ProtocolError as exc:
-        p.pending.take(pending.id)
+        svc.store.pending.take(pending.id)
         return respond_error(target, exc)
     registration_ids = None
     if data_scopes(authorization.scopes):
-        registrations = p.services.store.registrations.list(person.id)
+        registrations = svc.store.registrations.list(person.id)
         ticked = request.form.getlist("registration")
         try:
             registration_ids = selected_registrations(registrations, ticked)
         except SelectionRefused as exc:
-            return _consent_page(p, client, pending, person, authorization, error=str(exc),
+            return _consent_page(svc, client, pending, person, authorization, error=str(exc),
                                  ticked=set(ticked), status=400)
-    grant = record_consent(p, client.client_id, person.id, authorization.scopes, registration_ids)
+    grant = record_consent(svc, client.client_id, person.id, authorization.scopes, registration_ids)
     try:
-        return _issue(p, client, pending, person, grant)
+        return _issue(svc, client, pending, person, grant)
     except ProtocolError as exc:
         return respond_error(target, exc)
 
 
-def _consent_page(p: Provider, client: ClientRecord, pending: PendingAuthorization,
+def _consent_page(svc: Services, client: ClientRecord, pending: PendingAuthorization,
                   person: PersonRecord, authorization: AuthorizationRequest, *,
                   error: str | None = None, ticked: set[str] | None = None,
                   status: int = 200) -> Response:
     wants_data = bool(data_scopes(authorization.scopes))
-    registrations = p.services.store.registrations.list(person.id) if wants_data else []
-    plugins = p.services.plugins
+    registrations = svc.store.registrations.list(person.id) if wants_data else []
+    plugins = svc.plugins
     continue_url = pending_requests.continue_url(pending)
     html = render_template(
         "oauth_consent.html",

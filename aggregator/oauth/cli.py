@@ -56,7 +56,7 @@ def clients() -> None:
 def create(metadata_json: str | None, jwks: str | None, **options: Any) -> None:
     """Register an app and print its client_id, secret and registration access token as JSON."""
     from aggregator.oauth.clients import register_client
-    from aggregator.oauth.provider import provider
+    from aggregator.services import services
 
     document: dict[str, Any] = _json_argument(metadata_json, "--metadata") if metadata_json else {}
     if not isinstance(document, dict):
@@ -66,21 +66,21 @@ def create(metadata_json: str | None, jwks: str | None, **options: Any) -> None:
     for name, value in options.items():
         if value not in (None, ()):
             document[name] = list(value) if isinstance(value, tuple) else value
-    p = provider()
+    svc = services()
     try:
-        issued = register_client(p, document, operator=True)
+        issued = register_client(svc, document, operator=True)
     except ProtocolError as exc:
         raise click.UsageError(f"{exc.error}: {exc.description}") from None
-    click.echo(json.dumps(issued.document(p), indent=2))
+    click.echo(json.dumps(issued.document(svc), indent=2))
 
 
 @clients.command("list")
 @with_appcontext
 def list_clients() -> None:
     """Print every registered app's metadata as a JSON array (no secrets)."""
-    from aggregator.oauth.provider import provider
+    from aggregator.services import services
 
-    click.echo(json.dumps([client.metadata() for client in provider().clients.list()], indent=2))
+    click.echo(json.dumps([client.metadata() for client in services().store.clients.list()], indent=2))
 
 
 @clients.command("delete")
@@ -89,8 +89,8 @@ def list_clients() -> None:
 def delete(client_id: str) -> None:
     """Delete an app, every grant people gave it and every token it holds."""
     from aggregator.oauth.clients import delete_client
-    from aggregator.oauth.provider import provider
+    from aggregator.services import services
 
-    if not delete_client(provider(), client_id):
+    if not delete_client(services(), client_id):
         raise click.UsageError(f"no client {client_id!r}")
     click.echo(json.dumps({"deleted": client_id}))

@@ -19,7 +19,7 @@ from flask import request
 from aggregator.crypto import constant_time_equals, token_hash
 from aggregator.errors import InvalidClient, InvalidRequest
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
-from aggregator.oauth.provider import provider
+from aggregator.services import services
 from aggregator.store.clients import ClientRecord
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -47,7 +47,7 @@ def authenticate_client(endpoint_url: str) -> ClientRecord:
     may name it, the token endpoint or the issuer as its audience.
     """
     presented = _credentials()
-    client = provider().clients.get(presented.client_id)
+    client = services().store.clients.get(presented.client_id)
     if client is None:
         raise InvalidClient("Unknown client.")
     if presented.method != client.token_endpoint_auth_method:
@@ -130,12 +130,12 @@ def _check_assertion(client: ClientRecord, assertion: str, endpoint_url: str) ->
         else SIGNING_ALGS
     _, claims = verify_client_jwt(client, assertion, algs, InvalidClient)
     now = int(time.time())
-    p = provider()
+    svc = services()
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise InvalidClient("The assertion's iss and sub must both be the client_id.")  # §3 items 1, 2
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
-    accepted = {p.issuer, p.endpoints.token, endpoint_url}
+    accepted = {svc.issuer, svc.endpoints.token, endpoint_url}
     if not isinstance(audiences, list) or not accepted.intersection(a for a in audiences
                                                                     if isinstance(a, str)):
         raise InvalidClient("The assertion's aud must be the issuer or this endpoint.")  # §3 item 3
@@ -153,5 +153,5 @@ def _check_assertion(client: ClientRecord, assertion: str, endpoint_url: str) ->
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
         raise InvalidClient("The assertion must carry a jti.")
-    if not p.assertions.first_use(client.client_id, jti, exp):  # §3 item 7
+    if not svc.store.assertions.first_use(client.client_id, jti, exp):  # §3 item 7
         raise InvalidClient("This assertion was already used.")

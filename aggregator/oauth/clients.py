@@ -15,7 +15,7 @@ from aggregator.crypto import new_token, token_hash
 from aggregator.errors import InvalidClientMetadata
 from aggregator.oauth.client_metadata import load_client_metadata
 from aggregator.oauth.consents import end_grant
-from aggregator.oauth.provider import Provider
+from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
 
@@ -27,17 +27,17 @@ class IssuedClient:
     client_secret: str | None
     registration_access_token: str
 
-    def document(self, p: Provider) -> dict[str, Any]:
+    def document(self, svc: Services) -> dict[str, Any]:
         """RFC 7591 §3.2.1 / RFC 7592 §3 client information response."""
         body = self.client.metadata()
         if self.client_secret:
             body["client_secret"] = self.client_secret
         body["registration_access_token"] = self.registration_access_token
-        body["registration_client_uri"] = p.endpoints.client_configuration(self.client.client_id)
+        body["registration_client_uri"] = svc.endpoints.client_configuration(self.client.client_id)
         return body
 
 
-def _check_resource_servers(p: Provider, metadata: dict[str, Any], client_id: str, *,
+def _check_resource_servers(svc: Services, metadata: dict[str, Any], client_id: str, *,
                             operator: bool, current: list[str] | None = None) -> None:
     """``resource_server_for`` lets a client read other clients' tokens (and so their upstream
     bank tokens) at introspection: only an operator may grant it, never a self-registration."""
@@ -47,15 +47,15 @@ def _check_resource_servers(p: Provider, metadata: dict[str, Any], client_id: st
             "(aggregator clients create --resource-server-for ...)."
         )
     for other in metadata["resource_server_for"]:
-        if other != client_id and not p.clients.exists(other):
+        if other != client_id and not svc.store.clients.exists(other):
             raise InvalidClientMetadata(f"resource_server_for: there is no client {other!r}.")
 
 
-def register_client(p: Provider, document: Any, *, operator: bool = False) -> IssuedClient:
+def register_client(svc: Services, document: Any, *, operator: bool = False) -> IssuedClient:
     """Validate metadata and create a client with fresh credentials (``operator``: the CLI)."""
     metadata = load_client_metadata(document)
     client_id = new_token(16)
-    _check_resource_servers(p, metadata, client_id, operator=operator)
+    _check_resource_servers(svc, metadata, client_id, operator=operator)
     confidential = metadata["token_endpoint_auth_method"] in ("client_secret_basic",
                                                               "client_secret_post")
     secret = new_token() if confidential else None
@@ -68,17 +68,17 @@ def register_client(p: Provider, document: Any, *, operator: bool = False) -> Is
         subject_salt=secrets.token_urlsafe(32),
         **metadata,
     )
-    p.clients.save(record)
+    svc.store.clients.save(record)
     return IssuedClient(record, secret, registration_token)
 
 
-def update_client(p: Provider, client: ClientRecord, document: Any) -> IssuedClient:
+def update_client(svc: Services, client: ClientRecord, document: Any) -> IssuedClient:
     """RFC 7592 §2.2: replace the metadata; the client id and secret stay, the access token rotates.
 
     A client switching to a secret-based method gets a new secret; one switching away loses it.
     """
     metadata = load_client_metadata(document)
-    _check_resource_servers(p, metadata, client.client_id, operator=False,
+    _check_resource_servers(svc, metadata, client.client_id, operator=False,
                             current=list(client.resource_server_for))
     uses_secret = metadata["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")
     secret = None
@@ -89,24 +89,24 @@ def update_client(p: Provider, client: ClientRecord, document: Any) -> IssuedCli
     registration_token = new_token()
     record = replace(client, **metadata, client_secret_hash=secret_hash,
                      registration_token_hash=token_hash(registration_token))
-    p.clients.save(record)
+    svc.store.clients.save(record)
     return IssuedClient(record, secret, registration_token)
 
 
-def rotate_registration_token(p: Provider, client: ClientRecord) -> IssuedClient:
+def rotate_registration_token(svc: Services, client: ClientRecord) -> IssuedClient:
     """A fresh registration access token (we keep only digests, so a read returns a new one)."""
     registration_token = new_token()
     record = replace(client, registration_token_hash=token_hash(registration_token))
-    p.clients.save(record)
+    svc.store.clients.save(record)
     return IssuedClient(record, None, registration_token)
 
 
-def delete_client(p: Provider, client_id: str) -> bool:
+def delete_client(svc: Services, client_id: str) -> bool:
     """Delete a client and end everything it held: its grants and every token."""
-    for person_id, grant_id in p.clients.grants_of(client_id):
-        grant = p.grants.get_for(person_id, grant_id)
+    for person_id, grant_id in svc.store.clients.grants_of(client_id):
+        grant = svc.store.grants.get_for(person_id, grant_id)
         if grant is not None:
-            end_grant(p, grant)
-    p.tokens.revoke_client_tokens(client_id)
-    p.clients.drop_grant_index(client_id)
-    return p.clients.delete(client_id)
+            end_grant(svc, grant)
+    svc.store.tokens.revoke_client_tokens(client_id)
+    svc.store.clients.drop_grant_index(client_id)
+    return svc.store.clients.delete(client_id)

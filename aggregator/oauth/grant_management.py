@@ -14,8 +14,8 @@ from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import GrantNotFound
 from aggregator.oauth.params import no_store
-from aggregator.oauth.provider import Provider, provider
 from aggregator.security import csrf_exempt
+from aggregator.services import Services, services
 from aggregator.store.grants import Grant
 
 
@@ -23,19 +23,19 @@ from aggregator.store.grants import Grant
 @csrf_exempt  # client-authenticated; no cookies involved
 def grant(grant_id: str):
     no_store()
-    p = provider()
-    client = authenticate_client(f"{p.endpoints.grant_management}/{grant_id}")
-    found = p.grants.get(grant_id) if len(grant_id) <= 100 else None
+    svc = services()
+    client = authenticate_client(f"{svc.endpoints.grant_management}/{grant_id}")
+    found = svc.store.grants.get(grant_id) if len(grant_id) <= 100 else None
     if found is None or found.client_id != client.client_id:
         raise GrantNotFound("There is no such grant for this client.")
     if request.method == "DELETE":
-        end_grant(p, found)
+        end_grant(svc, found)
         return "", 204
-    return jsonify(grant_document(p, found))
+    return jsonify(grant_document(svc, found))
 
 
-def grant_document(p: Provider, grant: Grant) -> dict:
-    registrations = {r.id: r for r in p.services.store.registrations.list(grant.person_id)}
+def grant_document(svc: Services, grant: Grant) -> dict:
+    registrations = {r.id: r for r in svc.store.registrations.list(grant.person_id)}
     institutions = [
         {"registration_id": rid, "name": registrations[rid].institution_name,
          "provider": registrations[rid].provider, "status": registrations[rid].status}

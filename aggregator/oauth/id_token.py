@@ -17,7 +17,7 @@ from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
 
 from aggregator.oauth.claims import requested
-from aggregator.oauth.provider import Provider
+from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
 
@@ -31,32 +31,32 @@ def half_hash(value: str, alg: str) -> str:
     return create_half_hash(value, alg).decode()
 
 
-def person_claims(p: Provider, person_id: str, claims: dict[str, dict[str, Any]],
+def person_claims(svc: Services, person_id: str, claims: dict[str, dict[str, Any]],
                   target: str) -> dict[str, Any]:
     """The person-describing claims requested for ``target`` (``id_token`` or ``userinfo``)."""
     found: dict[str, Any] = {}
     if requested(claims, target, "preferred_username"):
-        person = p.services.store.people.get(person_id)
+        person = svc.store.people.get(person_id)
         if person is not None:
             found["preferred_username"] = person.username
     return found
 
 
-def issue_id_token(p: Provider, client: ClientRecord, *, person_id: str, nonce: str | None,
+def issue_id_token(svc: Services, client: ClientRecord, *, person_id: str, nonce: str | None,
                    auth_time: int | None, include_auth_time: bool,
                    claims: dict[str, dict[str, Any]] | None = None, access_token: str | None = None,
                    code: str | None = None, state: str | None = None) -> str:
     """Sign an ID token for ``client`` about ``person_id``."""
     alg = client.id_token_signed_response_alg
-    key = p.signing_keys.current(alg)
+    key = svc.signing_keys.current(alg)
     now = int(time.time())
     claims = claims or {}
     payload: dict[str, Any] = {
-        "iss": p.issuer,
+        "iss": svc.issuer,
         "sub": pairwise_subject(client, person_id),
         "aud": client.client_id,
         "iat": now,
-        "exp": now + p.settings.access_token_ttl,
+        "exp": now + svc.settings.access_token_ttl,
     }
     if nonce:
         payload["nonce"] = nonce
@@ -68,6 +68,6 @@ def issue_id_token(p: Provider, client: ClientRecord, *, person_id: str, nonce: 
         payload["c_hash"] = half_hash(code, alg)
     if state:
         payload["s_hash"] = half_hash(state, alg)
-    payload.update(person_claims(p, person_id, claims, "id_token"))
+    payload.update(person_claims(svc, person_id, claims, "id_token"))
     header = {"alg": alg, "kid": key.kid, "typ": "JWT"}
-    return jwt.encode(header, payload, p.signing_keys.private_key(alg), algorithms=[alg])
+    return jwt.encode(header, payload, svc.signing_keys.private_key(alg), algorithms=[alg])

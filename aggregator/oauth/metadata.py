@@ -11,16 +11,16 @@ from aggregator.oauth.claims import CLAIMS_SUPPORTED
 from aggregator.oauth.client_auth import AUTH_METHODS
 from aggregator.oauth.client_keys import SIGNING_ALGS
 from aggregator.oauth.client_metadata import GRANT_TYPES, ID_TOKEN_ALGS, RESPONSE_TYPES
-from aggregator.oauth.provider import Provider, provider
 from aggregator.oauth.responses import RESPONSE_MODES
 from aggregator.oauth.scopes import SCOPES_SUPPORTED
+from aggregator.services import Services, services
 
 
-def server_metadata(p: Provider) -> dict[str, Any]:
+def server_metadata(svc: Services) -> dict[str, Any]:
     """Every endpoint and every supported value, as the code actually implements them."""
-    urls = p.endpoints
+    urls = svc.endpoints
     return {
-        "issuer": p.issuer,
+        "issuer": svc.issuer,
         "authorization_endpoint": urls.authorization,
         "token_endpoint": urls.token,
         "pushed_authorization_request_endpoint": urls.par,
@@ -45,7 +45,7 @@ def server_metadata(p: Provider) -> dict[str, Any]:
         "introspection_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
-        "require_pushed_authorization_requests": p.settings.require_par,
+        "require_pushed_authorization_requests": svc.settings.require_par,
         "request_parameter_supported": True,
         # only the request_uri values our PAR endpoint hands out; we never fetch a client's URL
         "request_uri_parameter_supported": False,
@@ -61,7 +61,7 @@ def server_metadata(p: Provider) -> dict[str, Any]:
 @api.get("/.well-known/openid-configuration")
 @api.get("/.well-known/oauth-authorization-server")
 def discovery():
-    response = jsonify(server_metadata(provider()))
+    response = jsonify(server_metadata(services()))
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -69,7 +69,7 @@ def discovery():
 
 @api.get("/jwks")
 def jwks():
-    response = jsonify(provider().signing_keys.public_jwks())
+    response = jsonify(services().signing_keys.public_jwks())
     response.headers["Content-Type"] = "application/jwk-set+json"
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"

@@ -16,8 +16,8 @@ from aggregator.oauth.authorization_request import redirect_target, validate, wi
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.params import form_params, no_store
-from aggregator.oauth.provider import provider
 from aggregator.security import csrf_exempt
+from aggregator.services import services
 from aggregator.store.par import PAR_TTL
 
 #: client authentication parameters: not part of the authorization request itself
@@ -28,16 +28,16 @@ _CLIENT_AUTH = ("client_secret", "client_assertion", "client_assertion_type")
 @csrf_exempt  # client-authenticated; no cookies involved
 def pushed_authorization_request():
     no_store()
-    p = provider()
+    svc = services()
     params = form_params()
-    client = authenticate_client(p.endpoints.par)
+    client = authenticate_client(svc.endpoints.par)
     if "request_uri" in params:
         raise InvalidRequest("request_uri cannot be pushed (RFC 9126 §2.1).")
     params = {name: value for name, value in params.items() if name not in _CLIENT_AUTH}
     params["client_id"] = client.client_id
-    params = with_request_object(p, client, params)
-    validate(client, params, redirect_target(p, client, params))
-    request_uri = p.pushed_requests.push(client.client_id, params, PAR_TTL)
+    params = with_request_object(svc, client, params)
+    validate(client, params, redirect_target(svc, client, params))
+    request_uri = svc.store.pushed_requests.push(client.client_id, params, PAR_TTL)
     response = jsonify({"request_uri": request_uri, "expires_in": PAR_TTL})
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"

@@ -13,17 +13,17 @@ from flask import Response, after_this_request, request, url_for
 from aggregator.crypto import constant_time_equals, new_token, token_hash
 from aggregator.errors import InvalidRequest
 from aggregator.oauth.authorization_request import AuthorizationRequest
-from aggregator.oauth.provider import Provider
+from aggregator.services import Services
 from aggregator.store.authorizations import PENDING_TTL, PendingAuthorization
 
 
-def _cookie_name(p: Provider) -> str:
-    return "__Host-authz" if p.settings.secure_cookies else "aggregator_authz"
+def _cookie_name(svc: Services) -> str:
+    return "__Host-authz" if svc.settings.secure_cookies else "aggregator_authz"
 
 
-def _binding(p: Provider) -> str:
+def _binding(svc: Services) -> str:
     """This browser's binding value (set as a cookie with this response when new)."""
-    name = _cookie_name(p)
+    name = _cookie_name(svc)
     value = request.cookies.get(name, "")
     if len(value) < 32 or len(value) > 100:
         value = new_token()
@@ -31,24 +31,24 @@ def _binding(p: Provider) -> str:
     @after_this_request
     def _set_cookie(response: Response) -> Response:
         response.set_cookie(name, value, max_age=PENDING_TTL, path="/", httponly=True,
-                            secure=p.settings.secure_cookies, samesite="Lax")
+                            secure=svc.settings.secure_cookies, samesite="Lax")
         return response
 
     return value
 
 
-def remember(p: Provider, authorization: AuthorizationRequest) -> PendingAuthorization:
+def remember(svc: Services, authorization: AuthorizationRequest) -> PendingAuthorization:
     """Store a validated request for this browser."""
-    return p.pending.put(authorization.client_id, token_hash(_binding(p)), authorization.as_dict())
+    return svc.store.pending.put(authorization.client_id, token_hash(_binding(svc)), authorization.as_dict())
 
 
-def load(p: Provider, pending_id: str) -> PendingAuthorization:
+def load(svc: Services, pending_id: str) -> PendingAuthorization:
     """The pending request ``pending_id`` of this browser, or an error page."""
-    pending = p.pending.get(pending_id)
+    pending = svc.store.pending.get(pending_id)
     if pending is None:
         raise InvalidRequest("This sign-in request has expired or was already completed. "
                              "Go back to the app and start again.")
-    supplied = request.cookies.get(_cookie_name(p), "")
+    supplied = request.cookies.get(_cookie_name(svc), "")
     if not supplied or not constant_time_equals(token_hash(supplied), pending.binding_hash):
         raise InvalidRequest("This sign-in request was started in another browser. "
                              "Go back to the app and start again here.")

@@ -18,8 +18,8 @@ from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
 from aggregator.oauth.errors import InvalidBearerToken, RegistrationClosed
 from aggregator.oauth.params import no_store
-from aggregator.oauth.provider import Provider, provider
 from aggregator.security import csrf_exempt
+from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 
 #: members a client must not send in an update (RFC 7592 §2.2)
@@ -31,10 +31,10 @@ _SERVER_MEMBERS = ("registration_access_token", "registration_client_uri", "clie
 @csrf_exempt  # authorized by the initial access token; no cookies involved
 def register():
     no_store()
-    p = provider()
-    _check_initial_access_token(p)
-    issued = register_client(p, _json_body())
-    response = jsonify(issued.document(p))
+    svc = services()
+    _check_initial_access_token(svc)
+    issued = register_client(svc, _json_body())
+    response = jsonify(issued.document(svc))
     response.status_code = 201  # RFC 7591 §3.2.1
     return response
 
@@ -43,13 +43,13 @@ def register():
 @csrf_exempt  # authorized by the registration access token; no cookies involved
 def configure(client_id: str):
     no_store()
-    p = provider()
-    client = _client_for_registration_token(p, client_id)
+    svc = services()
+    client = _client_for_registration_token(svc, client_id)
     if request.method == "DELETE":
-        delete_client(p, client.client_id)
+        delete_client(svc, client.client_id)
         return "", 204  # RFC 7592 §2.3
     if request.method == "GET":
-        return jsonify(rotate_registration_token(p, client).document(p))  # RFC 7592 §2.1
+        return jsonify(rotate_registration_token(svc, client).document(svc))  # RFC 7592 §2.1
     document = _json_body()
     if document.get("client_id") != client.client_id:  # RFC 7592 §2.2
         raise InvalidRequest("The update must carry this client's client_id.")
@@ -60,7 +60,7 @@ def configure(client_id: str):
     if secret is not None and not (client.client_secret_hash and isinstance(secret, str)
                                    and constant_time_equals(token_hash(secret), client.client_secret_hash)):
         raise InvalidRequest("client_secret does not match (it cannot be chosen by the client).")
-    return jsonify(update_client(p, client, document).document(p))
+    return jsonify(update_client(svc, client, document).document(svc))
 
 
 def _json_body() -> dict[str, Any]:
@@ -77,8 +77,8 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _check_initial_access_token(p: Provider) -> None:
-    expected = p.settings.initial_access_token
+def _check_initial_access_token(svc: Services) -> None:
+    expected = svc.settings.initial_access_token
     if not expected:
         raise RegistrationClosed("Registration is closed: the operator has set no initial access token.")
     supplied = _bearer()
@@ -88,12 +88,12 @@ def _check_initial_access_token(p: Provider) -> None:
         raise InvalidBearerToken("The initial access token is wrong.")
 
 
-def _client_for_registration_token(p: Provider, client_id: str) -> ClientRecord:
+def _client_for_registration_token(svc: Services, client_id: str) -> ClientRecord:
     """RFC 7592 §2: a wrong token and an unknown client both answer 401 (nothing leaks)."""
     supplied = _bearer()
     if supplied is None:
         raise InvalidBearerToken("The registration access token is required (Bearer).", with_code=False)
-    client = p.clients.get(client_id)
+    client = svc.store.clients.get(client_id)
     expected = client.registration_token_hash if client else None
     if not expected or not constant_time_equals(token_hash(supplied), expected):
         raise InvalidBearerToken("The registration access token is not valid for this client.")

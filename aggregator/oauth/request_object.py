@@ -12,7 +12,7 @@ from typing import Any
 
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
 from aggregator.oauth.errors import InvalidRequestObject
-from aggregator.oauth.provider import Provider
+from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
 LEEWAY = 60
@@ -21,7 +21,7 @@ MAX_LIFETIME = 3600
 _JWT_CLAIMS = ("iss", "aud", "exp", "nbf", "iat", "jti")
 
 
-def request_object_params(p: Provider, client: ClientRecord, value: str) -> dict[str, str]:
+def request_object_params(svc: Services, client: ClientRecord, value: str) -> dict[str, str]:
     """Verify a request object and return its authorization parameters as strings."""
     algs = (client.request_object_signing_alg,) if client.request_object_signing_alg else SIGNING_ALGS
     _, claims = verify_client_jwt(client, value, algs, InvalidRequestObject)
@@ -30,7 +30,7 @@ def request_object_params(p: Provider, client: ClientRecord, value: str) -> dict
         raise InvalidRequestObject("The request object's iss must be the client_id.")
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
-    if not isinstance(audiences, list) or p.issuer not in audiences:  # RFC 9101 §4
+    if not isinstance(audiences, list) or svc.issuer not in audiences:  # RFC 9101 §4
         raise InvalidRequestObject("The request object's aud must be the issuer.")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool) or exp + LEEWAY <= now:

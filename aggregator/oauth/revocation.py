@@ -13,8 +13,8 @@ from aggregator.errors import UnauthorizedClient
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.params import form_params, no_store, require
-from aggregator.oauth.provider import Provider, provider
 from aggregator.security import csrf_exempt
+from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 
 
@@ -22,34 +22,34 @@ from aggregator.store.clients import ClientRecord
 @csrf_exempt  # client-authenticated; no cookies involved
 def revoke():
     no_store()
-    p = provider()
+    svc = services()
     params = form_params()
-    client = authenticate_client(p.endpoints.revocation)
+    client = authenticate_client(svc.endpoints.revocation)
     token = require(params, "token")
     if params.get("token_type_hint") == "refresh_token":
-        _revoke_refresh(p, client, token) or _revoke_access(p, client, token)
+        _revoke_refresh(svc, client, token) or _revoke_access(svc, client, token)
     else:
-        _revoke_access(p, client, token) or _revoke_refresh(p, client, token)
+        _revoke_access(svc, client, token) or _revoke_refresh(svc, client, token)
     return "", 200
 
 
-def _revoke_access(p: Provider, client: ClientRecord, token: str) -> bool:
-    record = p.tokens.find_access_token(token)
+def _revoke_access(svc: Services, client: ClientRecord, token: str) -> bool:
+    record = svc.store.tokens.find_access_token(token)
     if record is None:
         return False
     _own(client, record.client_id)
-    p.tokens.revoke_access_token(record)
+    svc.store.tokens.revoke_access_token(record)
     return True
 
 
-def _revoke_refresh(p: Provider, client: ClientRecord, token: str) -> bool:
-    record = p.tokens.find_refresh_token(token)
+def _revoke_refresh(svc: Services, client: ClientRecord, token: str) -> bool:
+    record = svc.store.tokens.find_refresh_token(token)
     if record is None:
         return False
     _own(client, record.client_id)
-    p.tokens.revoke_refresh_token(record)
+    svc.store.tokens.revoke_refresh_token(record)
     if record.family and record.person_id:
-        p.tokens.revoke_family(record.person_id, record.family)
+        svc.store.tokens.revoke_family(record.person_id, record.family)
     return True
 
 

@@ -27,9 +27,9 @@ from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import UnsupportedGrantType
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import form_params, no_store, require
-from aggregator.oauth.provider import Provider, provider
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
 from aggregator.security import csrf_exempt
+from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.codes import AuthorizationCode
 from aggregator.store.tokens import RefreshTokenRecord, RefreshTokenReused
@@ -43,16 +43,16 @@ TokenResponse = dict[str, Any]
 @csrf_exempt  # client-authenticated; no cookies involved
 def token():
     no_store()
-    p = provider()
+    svc = services()
     params = form_params()
-    client = authenticate_client(p.endpoints.token)
+    client = authenticate_client(svc.endpoints.token)
     grant_type = require(params, "grant_type")
     exchange = GRANT_TYPES.get(grant_type)
     if exchange is None:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"This client is not registered for {grant_type}.")
-    response = jsonify(exchange(p, client, params))
+    response = jsonify(exchange(svc, client, params))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -61,28 +61,28 @@ def token():
 # ------------------------------------------------------------------ authorization_code
 
 
-def authorization_code(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
-    redemption = p.codes.redeem(require(params, "code"))
+def authorization_code(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+    redemption = svc.store.codes.redeem(require(params, "code"))
     if redemption is None:
         raise InvalidGrant("The authorization code is invalid or has expired.")
     code = redemption.code
     if not redemption.first_use:
         # RFC 6749 §4.1.2: a code used twice revokes what it issued
-        p.tokens.revoke_family(code.person_id, code.family)
+        svc.store.tokens.revoke_family(code.person_id, code.family)
         raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
     if code.client_id != client.client_id:
         raise InvalidGrant("The authorization code was issued to another client.")
     _check_redirect_uri(client, code, params.get("redirect_uri"))
     _check_pkce(code, params.get("code_verifier"))
-    grant = p.grants.get_for(code.person_id, code.grant_id)
+    grant = svc.store.grants.get_for(code.person_id, code.grant_id)
     if grant is None:
         raise InvalidGrant("The person revoked this access.")
     scopes = parse_scope(code.scope)
-    response = _person_tokens(p, client, person_id=code.person_id, grant_id=grant.id, scopes=scopes,
+    response = _person_tokens(svc, client, person_id=code.person_id, grant_id=grant.id, scopes=scopes,
                               family=code.family, auth_time=code.auth_time, claims=code.claims,
                               nonce=code.nonce, include_auth_time=code.max_age_requested)
-    if p.codes.was_replayed(code):  # a replay raced this exchange: it wins nothing either
-        p.tokens.revoke_family(code.person_id, code.family)
+    if svc.store.codes.was_replayed(code):  # a replay raced this exchange: it wins nothing either
+        svc.store.tokens.revoke_family(code.person_id, code.family)
         raise InvalidGrant("The authorization code was used twice; its tokens are revoked.")
     return response
 
@@ -112,12 +112,12 @@ def _check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
 # ------------------------------------------------------------------ refresh_token
 
 
-def refresh_token(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
-    record = p.tokens.lookup_refresh_token(require(params, "refresh_token"))
+def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+    record = svc.store.tokens.lookup_refresh_token(require(params, "refresh_token"))
     if record is None or record.client_id != client.client_id:
         raise InvalidGrant("The refresh token is invalid, expired or revoked.")
     if record.rotated_at is not None:
-        _reused(p, record)
+        _reused(svc, record)
     scopes = parse_scope(record.scope)
     access_scopes = scopes
     if "scope" in params:  # RFC 6749 §6: at most the original scope (checked before rotating)
@@ -125,31 +125,31 @@ def refresh_token(p: Provider, client: ClientRecord, params: dict[str, str]) -> 
         if not access_scopes or not set(access_scopes) <= set(scopes):
             raise InvalidScope("A refresh can only keep or narrow the original scope.")
     try:
-        current = p.tokens.rotate_refresh_token(record)
+        current = svc.store.tokens.rotate_refresh_token(record)
     except RefreshTokenReused:  # a concurrent exchange of the same token won
-        _reused(p, record)
+        _reused(svc, record)
     if current is None:
         raise InvalidGrant("The person revoked this access.")
     assert current.person_id and current.grant_id
-    return _person_tokens(p, client, person_id=current.person_id, grant_id=current.grant_id,
+    return _person_tokens(svc, client, person_id=current.person_id, grant_id=current.grant_id,
                           scopes=access_scopes, family=current.family, auth_time=current.auth_time,
                           claims=current.claims, nonce=None, include_auth_time=True,
                           refresh_scopes=scopes)
 
 
-def _reused(p: Provider, record: RefreshTokenRecord) -> NoReturn:
+def _reused(svc: Services, record: RefreshTokenRecord) -> NoReturn:
     """RFC 9700 §4.14.2: a rotated refresh token came back, so one of its two holders is an
     attacker; end the whole grant."""
-    grant = p.grants.get_for(record.person_id or "", record.grant_id or "")
+    grant = svc.store.grants.get_for(record.person_id or "", record.grant_id or "")
     if grant is not None:
-        end_grant(p, grant)
+        end_grant(svc, grant)
     raise InvalidGrant("The refresh token was already used; access has been revoked.")
 
 
 # ------------------------------------------------------------------ client_credentials
 
 
-def client_credentials(p: Provider, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+def client_credentials(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
     """RFC 6749 §4.4: the client on its own behalf; no person, so no institutions."""
     if client.is_public:
         raise UnauthorizedClient("A public client cannot use client_credentials.")
@@ -160,45 +160,45 @@ def client_credentials(p: Provider, client: ClientRecord, params: dict[str, str]
     outside = [scope for scope in scopes if scope not in allowed]
     if outside:
         raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")
-    ttl = p.settings.access_token_ttl
-    access, _ = p.tokens.issue_access_token(client_id=client.client_id, person_id=None,
+    ttl = svc.settings.access_token_ttl
+    access, _ = svc.store.tokens.issue_access_token(client_id=client.client_id, person_id=None,
                                             grant_id=None, scope=" ".join(scopes), ttl=ttl)
     return {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
-            "scope": " ".join(scopes), "introspection_endpoint": p.endpoints.introspection}
+            "scope": " ".join(scopes), "introspection_endpoint": svc.endpoints.introspection}
 
 
 # ------------------------------------------------------------------ the response
 
 
-def _person_tokens(p: Provider, client: ClientRecord, *, person_id: str, grant_id: str,
+def _person_tokens(svc: Services, client: ClientRecord, *, person_id: str, grant_id: str,
                    scopes: tuple[str, ...], family: str | None, auth_time: int | None,
                    claims: dict[str, Any], nonce: str | None, include_auth_time: bool,
                    refresh_scopes: tuple[str, ...] | None = None) -> TokenResponse:
     """Access token, refresh token (only with offline_access) and ID token (only with openid)."""
     scope = " ".join(scopes)
-    ttl = p.settings.access_token_ttl
-    access, _ = p.tokens.issue_access_token(client_id=client.client_id, person_id=person_id,
+    ttl = svc.settings.access_token_ttl
+    access, _ = svc.store.tokens.issue_access_token(client_id=client.client_id, person_id=person_id,
                                             grant_id=grant_id, scope=scope, ttl=ttl, family=family,
                                             auth_time=auth_time, claims=claims)
     response: TokenResponse = {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
                                "scope": scope}
     refresh_scopes = refresh_scopes or scopes
     if OFFLINE_ACCESS in refresh_scopes and "refresh_token" in client.grant_types:
-        refresh, _ = p.tokens.issue_refresh_token(
+        refresh, _ = svc.store.tokens.issue_refresh_token(
             client_id=client.client_id, person_id=person_id, grant_id=grant_id,
-            scope=" ".join(refresh_scopes), ttl=p.settings.refresh_token_ttl, family=family,
+            scope=" ".join(refresh_scopes), ttl=svc.settings.refresh_token_ttl, family=family,
             auth_time=auth_time, claims=claims)
         response["refresh_token"] = refresh
     if OPENID in scopes:
-        response["id_token"] = issue_id_token(p, client, person_id=person_id, nonce=nonce,
+        response["id_token"] = issue_id_token(svc, client, person_id=person_id, nonce=nonce,
                                               auth_time=auth_time, include_auth_time=include_auth_time,
                                               claims=claims, access_token=access)
     response["grant_id"] = grant_id
-    response["introspection_endpoint"] = p.endpoints.introspection
+    response["introspection_endpoint"] = svc.endpoints.introspection
     return response
 
 
-GRANT_TYPES: dict[str, Callable[[Provider, ClientRecord, dict[str, str]], TokenResponse]] = {
+GRANT_TYPES: dict[str, Callable[[Services, ClientRecord, dict[str, str]], TokenResponse]] = {
     "authorization_code": authorization_code,
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,

@@ -13,24 +13,24 @@ from aggregator.oauth.blueprints import api
 from aggregator.oauth.errors import InsufficientScope, InvalidBearerToken
 from aggregator.oauth.id_token import pairwise_subject, person_claims
 from aggregator.oauth.params import FORM, no_store
-from aggregator.oauth.provider import provider
 from aggregator.oauth.scopes import OPENID
 from aggregator.security import csrf_exempt
+from aggregator.services import services
 
 
 @api.route("/userinfo", methods=["GET", "POST"])
 @csrf_exempt  # Bearer-authenticated; no cookies involved
 def userinfo():
     no_store()
-    p = provider()
-    record = p.tokens.find_access_token(_bearer_token())
+    svc = services()
+    record = svc.store.tokens.find_access_token(_bearer_token())
     if record is None:
         raise InvalidBearerToken("The access token is invalid, expired or revoked.")
-    client = p.clients.get(record.client_id)
+    client = svc.store.clients.get(record.client_id)
     if record.person_id is None or client is None or OPENID not in record.scopes:
         raise InsufficientScope("This token was not issued with the openid scope.", scope=OPENID)
     body = {"sub": pairwise_subject(client, record.person_id)}
-    body.update(person_claims(p, record.person_id, record.claims, "userinfo"))
+    body.update(person_claims(svc, record.person_id, record.claims, "userinfo"))
     return jsonify(body)
 
 

@@ -15,30 +15,17 @@ from dataclasses import dataclass
 from aggregator.crypto import constant_time_equals, new_token
 from aggregator.services import Services
 from aggregator.store.people import PersonRecord
-from aggregator.store.registrations import CachedToken, RegistrationRecord
+from aggregator.store.registrations import RegistrationRecord
 from aggregator.upstream.contract import (
-    DATA_SCOPES,
-    Institution,
     InvalidLinkOptions,
     LinkInvalid,
-    Person,
     ReauthRequired,
-    Registration,
     UpstreamError,
     UpstreamPlugin,
     UpstreamUnavailable,
 )
 
 log = logging.getLogger("aggregator.registry")
-
-#: the scope set a link's first token was issued for (the widest the person allowed)
-FULL_SCOPE_KEY = "*"
-
-
-def scope_key(scopes: frozenset[str]) -> str:
-    """Cache key of a data-scope set (``*`` when all data scopes are asked)."""
-    return FULL_SCOPE_KEY if scopes >= DATA_SCOPES else "+".join(sorted(scopes)) or "-"
-
 
 @dataclass(frozen=True)
 class PendingLink:
@@ -51,24 +38,6 @@ def plugin_for(svc: Services, provider: str) -> UpstreamPlugin:
     if plugin is None:
         raise InvalidLinkOptions(f"There is no provider called {provider!r} here.")
     return plugin
-
-
-def as_registration(svc: Services, record: RegistrationRecord, person: Person) -> Registration:
-    """The plugin's view of a stored registration, secrets decrypted."""
-    return Registration(
-        id=record.id,
-        person=person,
-        provider=record.provider,
-        institution=Institution(record.institution_id, record.institution_name, record.icon_url),
-        external_id=record.external_id,
-        endpoint=record.endpoint,
-        secrets=svc.store.registrations.secrets(record),
-        metadata=record.metadata,
-        consent_expires_at=record.consent_expires_at,
-        share_group=record.share_group,
-        status=record.status,  # type: ignore[arg-type]
-        error=record.error,
-    )
 
 
 def begin_link(
@@ -89,7 +58,7 @@ def begin_link(
             # never pair an institution with a provider that does not offer it
             raise InvalidLinkOptions(f"{plugin.display_name} does not offer that institution.")
     state = new_token()
-    view = as_registration(svc, reconnect, person.as_person()) if reconnect else None
+    view = svc.store.registrations.plugin_view(reconnect, person.as_person()) if reconnect else None
     start = plugin.begin_link(person.as_person(), institution_id, state=state, reconnect=view)
     svc.store.link_states.put(state, {
         "person_id": person.id,
@@ -130,7 +99,7 @@ def complete_link(
         record = svc.store.registrations.get(person.id, pending["reconnect"])
         if record is None:
             raise LinkInvalid("The connection being renewed was removed meanwhile.")
-        reconnect = as_registration(svc, record, person.as_person())
+        reconnect = svc.store.registrations.plugin_view(record, person.as_person())
     linked = plugin.complete_link(person.as_person(), params, pending["remember"], reconnect=reconnect)
     if not linked:
         raise LinkInvalid("The institution did not share any account.")
@@ -138,22 +107,8 @@ def complete_link(
     for item in linked:
         existing = svc.store.registrations.find_external(person.id, provider, item.external_id)
         target = reconnect.id if reconnect is not None and len(linked) == 1 else existing
-        token = CachedToken.of(item.token) if item.token is not None else None
-        saved.append(svc.store.registrations.save_linked(
-            person.id, provider,
-            institution_id=item.institution.id,
-            institution_name=item.institution.name,
-            icon_url=item.institution.icon_url,
-            external_id=item.external_id,
-            endpoint=item.endpoint,
-            secrets_value=item.secrets,
-            metadata=item.metadata,
-            consent_expires_at=item.consent_expires_at,
-            share_group=item.share_group,
-            token=token,
-            scope_key=FULL_SCOPE_KEY,
-            registration_id=target,
-        ))
+        saved.append(svc.store.registrations.save_linked(person.id, provider, item,
+                                                         registration_id=target))
     log.info("link completed", extra={"provider": provider, "person_id": person.id,
                                       "registrations": [r.id for r in saved]})
     return saved, pending.get("return_to") or "/connections"
@@ -173,7 +128,7 @@ def remove_registration(svc: Services, person: PersonRecord, registration_id: st
     plugin = svc.plugins.get(record.provider)
     if plugin is not None:
         try:
-            plugin.unlink(as_registration(svc, record, person.as_person()))
+            plugin.unlink(svc.store.registrations.plugin_view(record, person.as_person()))
         except ReauthRequired:
             pass  # the upstream grant is already gone: nothing left to revoke
         except UpstreamError as exc:
@@ -196,7 +151,7 @@ def refresh_statuses(svc: Services, person: PersonRecord) -> list[RegistrationRe
             updated.append(record)
             continue
         try:
-            report = plugin.status(as_registration(svc, record, person.as_person()))
+            report = plugin.status(svc.store.registrations.plugin_view(record, person.as_person()))
         except UpstreamUnavailable:
             updated.append(record)
             continue

@@ -1,4 +1,8 @@
-"""Redis repositories, one per record kind. Only this package knows key names and TTLs."""
+"""Redis repositories, one per record kind. Only this package knows key names and TTLs.
+
+:class:`Store` is the one place that builds them: every repository shares its connection pool
+and key ring, and is built on first use.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,22 @@ from functools import cached_property
 import redis
 
 from aggregator.crypto import KeyRing
+from aggregator.store.assertions import ClientAssertionRepository
+from aggregator.store.audit import AuditRepository
+from aggregator.store.authorizations import PendingAuthorizationRepository
+from aggregator.store.clients import ClientRepository
+from aggregator.store.codes import AuthorizationCodeRepository
 from aggregator.store.grants import GrantRepository
+from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
 from aggregator.store.notices import NoticeRepository
+from aggregator.store.par import PushedRequestRepository
 from aggregator.store.people import PeopleRepository
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
 from aggregator.store.signing_keys import SigningKeyRepository
 from aggregator.store.throttle import LoginThrottle
+from aggregator.store.tokens import TokenRepository
 
 
 class Store:
@@ -37,6 +49,8 @@ class Store:
         except redis.RedisError:
             return False
 
+    # ------------------------------------------------------------------ people and pages
+
     @cached_property
     def people(self) -> PeopleRepository:
         return PeopleRepository(self.redis, self.keyring)
@@ -50,8 +64,10 @@ class Store:
         return LoginThrottle(self.redis, self.keyring)
 
     @cached_property
-    def signing_keys(self) -> SigningKeyRepository:
-        return SigningKeyRepository(self.redis, self.keyring)
+    def notices(self) -> NoticeRepository:
+        return NoticeRepository(self.redis, self.keyring)
+
+    # ------------------------------------------------------------------ registrations
 
     @cached_property
     def registrations(self) -> RegistrationRepository:
@@ -62,29 +78,43 @@ class Store:
         return LinkStateRepository(self.redis, self.keyring)
 
     @cached_property
-    def notices(self) -> NoticeRepository:
-        return NoticeRepository(self.redis, self.keyring)
+    def refresh_leases(self) -> RefreshLeases:
+        return RefreshLeases(self.redis)
+
+    # ------------------------------------------------------------------ the provider
+
+    @cached_property
+    def signing_keys(self) -> SigningKeyRepository:
+        return SigningKeyRepository(self.redis, self.keyring)
+
+    @cached_property
+    def clients(self) -> ClientRepository:
+        return ClientRepository(self.redis, self.keyring)
+
+    @cached_property
+    def assertions(self) -> ClientAssertionRepository:
+        return ClientAssertionRepository(self.redis, self.keyring)
+
+    @cached_property
+    def pushed_requests(self) -> PushedRequestRepository:
+        return PushedRequestRepository(self.redis, self.keyring)
+
+    @cached_property
+    def pending(self) -> PendingAuthorizationRepository:
+        return PendingAuthorizationRepository(self.redis, self.keyring)
+
+    @cached_property
+    def codes(self) -> AuthorizationCodeRepository:
+        return AuthorizationCodeRepository(self.redis, self.keyring)
 
     @cached_property
     def grants(self) -> GrantRepository:
         return GrantRepository(self.redis, self.keyring)
 
-    # Repositories of the provider and of introspection, imported lazily so that this
-    # module stays importable while they are built.
     @cached_property
-    def clients(self):  # -> aggregator.store.clients.ClientRepository
-        from aggregator.store.clients import ClientRepository
-
-        return ClientRepository(self.redis, self.keyring)
-
-    @cached_property
-    def tokens(self):  # -> aggregator.store.tokens.TokenRepository
-        from aggregator.store.tokens import TokenRepository
-
+    def tokens(self) -> TokenRepository:
         return TokenRepository(self.redis, self.keyring)
 
     @cached_property
-    def audit(self):  # -> aggregator.store.audit.AuditRepository
-        from aggregator.store.audit import AuditRepository
-
+    def audit(self) -> AuditRepository:
         return AuditRepository(self.redis, self.keyring)

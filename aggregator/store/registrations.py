@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
-from aggregator.upstream.contract import UpstreamToken
+from aggregator.upstream.contract import (
+    DATA_SCOPES,
+    Institution,
+    LinkedInstitution,
+    Person,
+    Registration,
+    UpstreamToken,
+)
 
 STATUSES = ("ok", "reauth_required", "expired", "error")
+
+#: the scope set a link's first token was issued for (the widest the person allowed)
+FULL_SCOPE_KEY = "*"
+
+
+def scope_key(scopes: frozenset[str]) -> str:
+    """The key segment of a cached token's data-scope set (``*`` when all are asked)."""
+    return FULL_SCOPE_KEY if scopes >= DATA_SCOPES else "+".join(sorted(scopes)) or "-"
 
 
 @dataclass(frozen=True)
@@ -38,25 +53,12 @@ class RegistrationRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class CachedToken:
-    access_token: str
-    expires_at: int
-    token_type: str
-    scope: str | None
-
-    @classmethod
-    def of(cls, token: UpstreamToken) -> CachedToken:
-        """The stored form of a token a plugin handed over."""
-        return cls(token.access_token, token.expires_at, token.token_type, token.scope)
-
-
 class RegistrationRepository(Repository):
     def _secrets_aad(self, person_id: str, registration_id: str) -> str:
         return key_names.registration(person_id, registration_id) + ":secrets"
 
-    def _token_aad(self, person_id: str, registration_id: str, scope_key: str) -> str:
-        return key_names.upstream_token(person_id, registration_id, scope_key)
+    def _token_aad(self, person_id: str, registration_id: str, key: str) -> str:
+        return key_names.upstream_token(person_id, registration_id, key)
 
     # ------------------------------------------------------------------ reads
 
@@ -84,36 +86,39 @@ class RegistrationRepository(Repository):
             return {}
         return self.keyring.decrypt_json(blob.decode(), self._secrets_aad(record.person_id, record.id))
 
-    def cached_token(self, person_id: str, registration_id: str, scope_key: str) -> CachedToken | None:
-        blob = self.redis.get(key_names.upstream_token(person_id, registration_id, scope_key))
+    def cached_token(self, person_id: str, registration_id: str,
+                     scopes: frozenset[str]) -> UpstreamToken | None:
+        """The cached upstream token for these data scopes, if any."""
+        key = scope_key(scopes)
+        blob = self.redis.get(key_names.upstream_token(person_id, registration_id, key))
         if not blob:
             return None
-        data = self.keyring.decrypt_json(
-            blob.decode(), self._token_aad(person_id, registration_id, scope_key)
+        data = self.keyring.decrypt_json(blob.decode(), self._token_aad(person_id, registration_id, key))
+        return UpstreamToken(**data)
+
+    def plugin_view(self, record: RegistrationRecord, person: Person) -> Registration:
+        """The registration as its plugin sees it: secrets decrypted, only when a plugin acts."""
+        return Registration(
+            id=record.id,
+            person=person,
+            provider=record.provider,
+            institution=Institution(record.institution_id, record.institution_name, record.icon_url),
+            external_id=record.external_id,
+            endpoint=record.endpoint,
+            secrets=self.secrets(record),
+            metadata=record.metadata,
+            consent_expires_at=record.consent_expires_at,
+            share_group=record.share_group,
+            status=record.status,  # type: ignore[arg-type]
+            error=record.error,
         )
-        return CachedToken(**data)
 
     # ------------------------------------------------------------------ writes
 
-    def save_linked(
-        self,
-        person_id: str,
-        provider: str,
-        *,
-        institution_id: str,
-        institution_name: str,
-        icon_url: str | None,
-        external_id: str,
-        endpoint: str,
-        secrets_value: dict[str, Any],
-        metadata: dict[str, Any],
-        consent_expires_at: int | None,
-        share_group: str | None,
-        token: CachedToken | None,
-        scope_key: str,
-        registration_id: str | None = None,
-    ) -> RegistrationRecord:
-        """Create a registration, or update ``registration_id`` (a reconnect or a relink).
+    def save_linked(self, person_id: str, provider: str, linked: LinkedInstitution, *,
+                    registration_id: str | None = None) -> RegistrationRecord:
+        """Store what a completed link produced: a new registration, or an update of
+        ``registration_id`` (a reconnect or a relink).
 
         The record, its secrets, the external-id index and the first cached token are written
         in one transaction: a crash leaves either all of them or none.
@@ -126,37 +131,37 @@ class RegistrationRepository(Repository):
             "id": rid,
             "person_id": person_id,
             "provider": provider,
-            "institution_id": institution_id,
-            "institution_name": institution_name,
-            "icon_url": icon_url or "",
-            "external_id": external_id,
-            "endpoint": endpoint,
+            "institution_id": linked.institution.id,
+            "institution_name": linked.institution.name,
+            "icon_url": linked.institution.icon_url or "",
+            "external_id": linked.external_id,
+            "endpoint": linked.endpoint,
             "status": "ok",
             "error": "",
-            "consent_expires_at": consent_expires_at or "",
-            "share_group": share_group or "",
-            "metadata": json.dumps(metadata, separators=(",", ":")),
-            "secrets": self.keyring.encrypt_json(secrets_value, self._secrets_aad(person_id, rid)),
+            "consent_expires_at": linked.consent_expires_at or "",
+            "share_group": linked.share_group or "",
+            "metadata": json.dumps(linked.metadata, separators=(",", ":")),
+            "secrets": self.keyring.encrypt_json(linked.secrets, self._secrets_aad(person_id, rid)),
             "created_at": existing.created_at if existing else now,
             "updated_at": now,
         }
         pipe = self.redis.pipeline(transaction=True)
-        if existing and existing.external_id != external_id:
+        if existing and existing.external_id != linked.external_id:
             pipe.delete(key_names.registration_by_external(person_id, provider, existing.external_id))
         self._drop_tokens(pipe, person_id, rid)
         pipe.hset(key, mapping=mapping)
         pipe.sadd(key_names.registrations(person_id), rid)
-        pipe.set(key_names.registration_by_external(person_id, provider, external_id), rid)
-        if token is not None:
-            self._put_token(pipe, person_id, rid, scope_key, token)
+        pipe.set(key_names.registration_by_external(person_id, provider, linked.external_id), rid)
+        if linked.token is not None:
+            self._put_token(pipe, person_id, rid, FULL_SCOPE_KEY, linked.token)
         pipe.execute()
         return self.get(person_id, rid)  # type: ignore[return-value]
 
     def store_refreshed(
         self,
         record: RegistrationRecord,
-        scope_key: str,
-        token: CachedToken,
+        scopes: frozenset[str],
+        token: UpstreamToken,
         secrets_value: dict[str, Any] | None,
         metadata: dict[str, Any] | None,
     ) -> None:
@@ -175,7 +180,7 @@ class RegistrationRepository(Repository):
         if metadata is not None:
             update["metadata"] = json.dumps(metadata, separators=(",", ":"))
         self._update_if_exists(pipe, key, update)
-        self._put_token(pipe, record.person_id, record.id, scope_key, token)
+        self._put_token(pipe, record.person_id, record.id, scope_key(scopes), token)
         still_there = pipe.execute()[0]
         if not still_there:  # removed while the refresh ran: leave no token of it behind
             cleanup = self.redis.pipeline(transaction=True)
@@ -224,19 +229,19 @@ class RegistrationRepository(Repository):
             flat += [name, value]
         pipe.eval(self._UPDATE_IF_EXISTS, 1, key, *flat)
 
-    def _put_token(self, pipe: Any, person_id: str, rid: str, scope_key: str,
-                   token: CachedToken) -> None:
+    def _put_token(self, pipe: Any, person_id: str, rid: str, key: str,
+                   token: UpstreamToken) -> None:
         ttl = token.expires_at - self.now()
         if ttl <= 0:
             return
-        blob = self.keyring.encrypt_json(token.__dict__, self._token_aad(person_id, rid, scope_key))
-        pipe.set(key_names.upstream_token(person_id, rid, scope_key), blob, ex=ttl)
-        pipe.sadd(key_names.upstream_tokens(person_id, rid), scope_key)
+        blob = self.keyring.encrypt_json(asdict(token), self._token_aad(person_id, rid, key))
+        pipe.set(key_names.upstream_token(person_id, rid, key), blob, ex=ttl)
+        pipe.sadd(key_names.upstream_tokens(person_id, rid), key)
 
     def _drop_tokens(self, pipe: Any, person_id: str, rid: str) -> None:
-        scope_keys = [raw.decode() for raw in self.redis.smembers(key_names.upstream_tokens(person_id, rid))]
-        for scope_key in scope_keys:
-            pipe.delete(key_names.upstream_token(person_id, rid, scope_key))
+        cached = [raw.decode() for raw in self.redis.smembers(key_names.upstream_tokens(person_id, rid))]
+        for key in cached:
+            pipe.delete(key_names.upstream_token(person_id, rid, key))
         pipe.delete(key_names.upstream_tokens(person_id, rid))
 
     @staticmethod

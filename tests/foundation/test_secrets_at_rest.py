@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from aggregator.store.registrations import CachedToken
+from aggregator.upstream.contract import DATA_SCOPES, Institution, LinkedInstitution, UpstreamToken
 from tests.fixtures.aggregator import PersonAgent
 
 PASSWORD = "my very secret passphrase"
@@ -41,13 +41,11 @@ def test_no_plaintext_secret_in_redis(make_as, redis_url):
     agent.signup("secretive", PASSWORD)
     session_cookie = next(iter(agent.http.cookies.values()))
     person = server.services.store.people.find_by_username("secretive")
-    server.services.store.registrations.save_linked(
-        person.id, "sandbox",
-        institution_id="astoria", institution_name="Bank of Astoria", icon_url=None,
-        external_id="8879874", endpoint="http://127.0.0.1:8001/astoria/users/8879874",
-        secrets_value={"refresh_token": REFRESH}, metadata={}, consent_expires_at=None,
-        share_group=None, token=CachedToken(ACCESS, 2_000_000_000, "Bearer", None), scope_key="*",
-    )
+    server.services.store.registrations.save_linked(person.id, "sandbox", LinkedInstitution(
+        Institution("astoria", "Bank of Astoria"), external_id="8879874",
+        endpoint="http://127.0.0.1:8001/astoria/users/8879874", secrets={"refresh_token": REFRESH},
+        token=UpstreamToken(ACCESS, 2_000_000_000),
+    ))
     server.services.store.link_states.put("state-value-QWERTY", {"remember": {"verifier": "PKCE-V"}})
     dump = _all_bytes(redis_url)
     assert dump, "the store is populated"
@@ -59,13 +57,12 @@ def test_no_plaintext_secret_in_redis(make_as, redis_url):
 def test_a_refresh_finishing_after_removal_leaves_nothing(make_as, redis_url):
     server = make_as()
     store = server.services.store.registrations
-    record = store.save_linked(
-        "p1", "sandbox", institution_id="astoria", institution_name="Bank of Astoria",
-        icon_url=None, external_id="1", endpoint="http://bank", secrets_value={"refresh_token": "a"},
-        metadata={}, consent_expires_at=None, share_group=None, token=None, scope_key="*",
-    )
+    record = store.save_linked("p1", "sandbox", LinkedInstitution(
+        Institution("astoria", "Bank of Astoria"), external_id="1", endpoint="http://bank",
+        secrets={"refresh_token": "a"},
+    ))
     store.delete(record)
-    store.store_refreshed(record, "*", CachedToken(ACCESS, 2_000_000_000, "Bearer", None),
+    store.store_refreshed(record, DATA_SCOPES, UpstreamToken(ACCESS, 2_000_000_000),
                           {"refresh_token": "rotated"}, None)
     leftovers = [key for key in redis.Redis.from_url(redis_url).scan_iter() if b"{u:p1}" in key]
     assert leftovers == []

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import requests
 
 from aggregator.oauth.clients import register_client
-from aggregator.oauth.provider import Provider
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.grants import Grant
@@ -36,7 +35,7 @@ class App:
 def register_app(svc: Services, name: str, *, resource_server_for: tuple[str, ...] = ()) -> App:
     """An app registered as RFC 7591 registration does it (by an operator when it is a resource
     server for other apps, as `aggregator clients create --resource-server-for` does)."""
-    issued = register_client(Provider(svc), {
+    issued = register_client(svc, {
         "client_name": name,
         "redirect_uris": ["https://app.example/callback"],
         "grant_types": ["authorization_code", "refresh_token", "client_credentials"],

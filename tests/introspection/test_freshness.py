@@ -7,6 +7,7 @@ import time
 import requests
 
 from aggregator.introspection.freshness import FreshTokens
+from aggregator.store import key_names
 from aggregator.upstream.contract import DATA_SCOPES
 from tests.introspection.crowd import at_once
 from tests.introspection.upstream import link
@@ -15,7 +16,7 @@ SCOPES = frozenset(DATA_SCOPES)
 
 
 def fresh_tokens(server) -> FreshTokens:
-    return server.app.extensions["introspection"].fresh
+    return server.services.fresh_tokens
 
 
 def accounts(record, outcome) -> requests.Response:
@@ -169,7 +170,7 @@ def test_a_removed_holder_lease_lets_the_next_request_refresh(server, person, ba
     abandoned = tokens.locks.lease(person.id, record.id)
     assert abandoned.acquire()
     tokens.locks.keeper.drop(abandoned)  # as if its process had died: nobody extends it
-    server.services.store.redis.pexpire(abandoned.key, 300)
+    server.services.store.redis.pexpire(key_names.registration_lock(person.id, record.id), 300)
 
     outcome = tokens.collect(person.id, [record], SCOPES)[record.id]
 

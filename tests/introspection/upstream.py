@@ -20,13 +20,14 @@ import requests
 from flask import Flask, jsonify, request
 from marshmallow import Schema
 
-from aggregator.registry.linking import FULL_SCOPE_KEY
 from aggregator.services import Services
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.store.registrations import RegistrationRecord
 from aggregator.testing.servers import serve_wsgi
 from aggregator.upstream.contract import (
+    Institution,
     InvalidLinkOptions,
+    LinkedInstitution,
     PluginContext,
     ReauthRequired,
     TokenResult,
@@ -176,17 +177,11 @@ def link(svc: Services, person_id: str, bank: FakeBank, *, name: str | None = No
          share_group: str | None = None) -> RegistrationRecord:
     """Seed a registration of ``bank`` for the person, as a completed link would store it."""
     user_id, refresh_token = bank.open_account()
-    return svc.store.registrations.save_linked(
-        person_id, "fakebank",
-        institution_id=bank.name.lower().replace(" ", "-"),
-        institution_name=name or bank.name,
-        icon_url=None,
+    return svc.store.registrations.save_linked(person_id, "fakebank", LinkedInstitution(
+        Institution(bank.name.lower().replace(" ", "-"), name or bank.name),
         external_id=f"{bank.url}/{user_id}",
         endpoint=f"{bank.url}/users/{user_id}",
-        secrets_value={"refresh_token": refresh_token},
+        secrets={"refresh_token": refresh_token},
         metadata={"token_url": f"{bank.url}/token"},
-        consent_expires_at=None,
         share_group=share_group,
-        token=None,
-        scope_key=FULL_SCOPE_KEY,
-    )
+    ))

@@ -16,6 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from aggregator.store.registrations import RegistrationRecord
+from aggregator.upstream.contract import Institution, LinkedInstitution
 from tests.fixtures.aggregator import LiveAS, PersonAgent
 
 INITIAL_ACCESS_TOKEN = "initial-access-token-for-the-tests"
@@ -124,13 +125,11 @@ def seed_registration(server: LiveAS, agent_or_person_id: PersonAgent | str, nam
     """A linked institution of the person, stored as the registry would store it (test setup)."""
     person_id = agent_or_person_id if isinstance(agent_or_person_id, str) else person_id_of(
         server, agent_or_person_id)
-    return server.services.store.registrations.save_linked(
-        person_id, provider,
-        institution_id=name.lower().replace(" ", "-"), institution_name=name, icon_url=None,
-        external_id=secrets.token_hex(6), endpoint=f"https://bank.example/{secrets.token_hex(3)}",
-        secrets_value={"refresh_token": "upstream-secret"}, metadata={},
-        consent_expires_at=None, share_group=share_group, token=None, scope_key="*",
-    )
+    return server.services.store.registrations.save_linked(person_id, provider, LinkedInstitution(
+        Institution(name.lower().replace(" ", "-"), name), external_id=secrets.token_hex(6),
+        endpoint=f"https://bank.example/{secrets.token_hex(3)}",
+        secrets={"refresh_token": "upstream-secret"}, share_group=share_group,
+    ))
 
 
 def person_id_of(server: LiveAS, agent: PersonAgent) -> str:

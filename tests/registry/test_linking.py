@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from aggregator.registry.linking import FULL_SCOPE_KEY
+from aggregator.upstream.contract import DATA_SCOPES
 from tests.fixtures.aggregator import PersonAgent
 
 
@@ -58,7 +58,7 @@ def test_two_institutions_become_two_working_registrations(server, person, sandb
     for registration in found:
         assert registration.status == "ok"
         assert store.secrets(registration), "the upstream grant is kept (encrypted)"
-        token = store.cached_token(registration.person_id, registration.id, FULL_SCOPE_KEY)
+        token = store.cached_token(registration.person_id, registration.id, DATA_SCOPES)
         response = requests.get(registration.endpoint + "/accounts", timeout=10,
                                 headers={"Authorization": f"Bearer {token.access_token}"})
         assert response.status_code == 200, response.text
