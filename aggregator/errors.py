@@ -138,8 +138,6 @@ def json_error(exc: ProtocolError):
     response = jsonify(exc.body())
     response.status_code = exc.status_code
     response.headers.update(exc.headers)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
     return response
 
 
@@ -175,7 +173,7 @@ def render_error(exc: ProtocolError):
         message = exc.description or _HTTP_DESCRIPTIONS.get(exc.status_code, exc.error)
         html = render_template("error.html", error=exc.error, message=message,
                                status=exc.status_code)
-        return html, exc.status_code, {"Cache-Control": "no-store", **exc.headers}
+        return html, exc.status_code, exc.headers
     return json_error(exc)
 
 

@@ -58,6 +58,12 @@ def _check_csrf() -> None:
                              "Go back, reload the page and try again.")
 
 
+def no_store() -> None:
+    """Mark this request's answer ``Cache-Control: no-store`` (RFC 6749 §5.1): it carries
+    tokens, codes or secrets. The one place the header is written is ``_headers`` below."""
+    g.no_store = True
+
+
 def client_ip() -> str:
     if services().settings.trust_proxy:
         forwarded = request.headers.get("X-Forwarded-For", "")
@@ -88,7 +94,9 @@ def init_security(app: Flask, settings: Settings) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if settings.secure_cookies:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if getattr(g, "no_store", False) or response.mimetype == "text/html":
+        # pages and errors are never cached, nor anything marked by no_store()
+        if getattr(g, "no_store", False) or response.mimetype == "text/html" \
+                or response.status_code >= 400:
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         headers["X-Request-Id"] = getattr(g, "request_id", "")

@@ -1,8 +1,9 @@
 """``POST /introspect``: RFC 7662 token introspection, read top to bottom as the protocol's steps.
 
-1. ``no_store``               ``Cache-Control: no-store``: answers carry tokens (as RFC 6749 §5.1)
-2. ``parse_body``             form-encoded, no repeated parameters (RFC 7662 §2.1, RFC 6749 §3.2)
-3. ``authenticate``           the caller is a registered client (RFC 7662 §2.1)
+1-3. ``client_request``       the opening steps every client-authenticated endpoint shares
+                              (:mod:`aggregator.oauth.steps`): no caching (as RFC 6749 §5.1), a
+                              form body without repeated parameters (RFC 7662 §2.1, RFC 6749
+                              §3.2), and client authentication, which RFC 7662 §2.1 requires
 4. ``require_token``          the ``token`` parameter is present (RFC 7662 §2.1)
 5. ``describe``               ``{"active": false}`` unless the token is live and the caller's
                               (RFC 7662 §2.2, §4); else its members and ``institutions``
@@ -14,15 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, jsonify, request
-from werkzeug.datastructures import MultiDict
+from flask import Response, jsonify, request
 
-from aggregator.errors import InvalidRequest, UnsupportedMediaType, api_blueprint
+from aggregator.errors import InvalidRequest, api_blueprint
 from aggregator.introspection.audit import record_release
 from aggregator.introspection.response import INACTIVE, Institutions, institutions
 from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
-from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.id_token import pairwise_subject
+from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import services
 from aggregator.store.clients import ClientRecord
@@ -30,48 +30,19 @@ from aggregator.store.tokens import AccessTokenRecord, RefreshTokenRecord
 
 bp = api_blueprint("introspection", __name__)
 
-FORM = "application/x-www-form-urlencoded"
-
 
 @bp.post("/introspect")
 @csrf_exempt
 def introspect() -> Response:
     """RFC 7662 §2: describe a token to the client it was issued to."""
-    no_store()
-    params = parse_body()
-    client = authenticate()
+    params, client = client_request(services().endpoints.introspection)
     token = require_token(params)
     body, released = describe(client, token)
     audit(client, released)
     return render(body, client)
 
 
-def no_store() -> None:
-    """Every answer, errors included, is marked ``no-store`` (``security`` sets the headers)."""
-    g.no_store = True
-
-
-def parse_body() -> MultiDict[str, str]:
-    """The form parameters. RFC 7662 §2.1: the body is ``application/x-www-form-urlencoded``."""
-    if request.mimetype != FORM and request.content_length:
-        raise UnsupportedMediaType(f"The request body must be {FORM}.")
-    params = request.form
-    # RFC 6749 §3.2 (which RFC 7662 §2.1 builds on): parameters MUST NOT be repeated.
-    for name in params:
-        if len(params.getlist(name)) > 1:
-            raise InvalidRequest(f"Parameter '{name}' is repeated.")
-    return params
-
-
-def authenticate() -> ClientRecord:
-    """RFC 7662 §2.1: the endpoint MUST require authorization; here, client authentication with
-    the client's registered method, as at the token endpoint."""
-    client = authenticate_client(f"{services().settings.issuer}/introspect")
-    g.log_client_id = client.client_id
-    return client
-
-
-def require_token(params: MultiDict[str, str]) -> str:
+def require_token(params: dict[str, str]) -> str:
     """RFC 7662 §2.1: ``token`` is REQUIRED."""
     token = params.get("token", "")
     if not token:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from aggregator.oauth.blueprints import api
-from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import GrantNotFound
-from aggregator.oauth.params import no_store
+from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.grants import Grant
@@ -22,9 +21,8 @@ from aggregator.store.grants import Grant
 @api.route("/grants/<grant_id>", methods=["GET", "DELETE"])
 @csrf_exempt  # client-authenticated; no cookies involved
 def grant(grant_id: str):
-    no_store()
     svc = services()
-    client = authenticate_client(f"{svc.endpoints.grant_management}/{grant_id}")
+    client = client_request(svc.endpoints.grant(grant_id)).client
     found = svc.store.grants.get(grant_id) if len(grant_id) <= 100 else None
     if found is None or found.client_id != client.client_id:
         raise GrantNotFound("There is no such grant for this client.")

@@ -14,8 +14,7 @@ from flask import jsonify
 from aggregator.errors import InvalidRequest
 from aggregator.oauth.authorization_request import redirect_target, validate, with_request_object
 from aggregator.oauth.blueprints import api
-from aggregator.oauth.client_auth import authenticate_client
-from aggregator.oauth.params import form_params, no_store
+from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import services
 from aggregator.store.par import PAR_TTL
@@ -27,10 +26,8 @@ _CLIENT_AUTH = ("client_secret", "client_assertion", "client_assertion_type")
 @api.post("/par")
 @csrf_exempt  # client-authenticated; no cookies involved
 def pushed_authorization_request():
-    no_store()
     svc = services()
-    params = form_params()
-    client = authenticate_client(svc.endpoints.par)
+    params, client = client_request(svc.endpoints.par)
     if "request_uri" in params:
         raise InvalidRequest("request_uri cannot be pushed (RFC 9126 §2.1).")
     params = {name: value for name, value in params.items() if name not in _CLIENT_AUTH}
@@ -38,7 +35,4 @@ def pushed_authorization_request():
     params = with_request_object(svc, client, params)
     validate(client, params, redirect_target(svc, client, params))
     request_uri = svc.store.pushed_requests.push(client.client_id, params, PAR_TTL)
-    response = jsonify({"request_uri": request_uri, "expires_in": PAR_TTL})
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify({"request_uri": request_uri, "expires_in": PAR_TTL}), 201

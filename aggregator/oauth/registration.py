@@ -17,8 +17,7 @@ from aggregator.errors import InvalidClientMetadata, InvalidRequest
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
 from aggregator.oauth.errors import InvalidBearerToken, RegistrationClosed
-from aggregator.oauth.params import no_store
-from aggregator.security import csrf_exempt
+from aggregator.security import csrf_exempt, no_store
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 

@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Response, g, redirect, render_template, request
+from flask import Response, redirect, render_template, request
 
 from aggregator.errors import ProtocolError
 from aggregator.oauth.errors import describe
+from aggregator.security import no_store
 
 RESPONSE_MODES = ("query", "fragment", "form_post")
 
@@ -43,10 +44,10 @@ def respond(target: ResponseTarget, params: dict[str, str]) -> Response:
     if target.state is not None:
         payload["state"] = target.state
     payload["iss"] = target.issuer  # RFC 9207 §2
+    no_store()  # the response carries a code or an error for the client alone
     if target.response_mode == "form_post":
-        g.no_store = True
         return Response(render_template("oauth_form_post.html", action=target.redirect_uri,
-                                        fields=payload), 200, {"Cache-Control": "no-store"})
+                                        fields=payload), 200)
     parts = urlsplit(target.redirect_uri)
     encoded = urlencode(payload)
     if target.response_mode == "fragment":
@@ -54,9 +55,7 @@ def respond(target: ResponseTarget, params: dict[str, str]) -> Response:
     else:  # RFC 6749 §3.1.2: keep the registered URI's own query component
         query = f"{parts.query}&{encoded}" if parts.query else encoded
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-    response = redirect(url, code=303 if request.method == "POST" else 302)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return redirect(url, code=303 if request.method == "POST" else 302)
 
 
 def respond_error(target: ResponseTarget, error: ProtocolError) -> Response:

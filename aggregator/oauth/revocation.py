@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from aggregator.errors import UnauthorizedClient
 from aggregator.oauth.blueprints import api
-from aggregator.oauth.client_auth import authenticate_client
-from aggregator.oauth.params import form_params, no_store, require
+from aggregator.oauth.params import require
+from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
@@ -21,10 +21,8 @@ from aggregator.store.clients import ClientRecord
 @api.post("/revoke")
 @csrf_exempt  # client-authenticated; no cookies involved
 def revoke():
-    no_store()
     svc = services()
-    params = form_params()
-    client = authenticate_client(svc.endpoints.revocation)
+    params, client = client_request(svc.endpoints.revocation)
     token = require(params, "token")
     if params.get("token_type_hint") == "refresh_token":
         _revoke_refresh(svc, client, token) or _revoke_access(svc, client, token)

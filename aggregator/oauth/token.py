@@ -22,12 +22,12 @@ from flask import jsonify
 from aggregator.crypto import constant_time_equals
 from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient
 from aggregator.oauth.blueprints import api
-from aggregator.oauth.client_auth import authenticate_client
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.errors import UnsupportedGrantType
 from aggregator.oauth.id_token import issue_id_token
-from aggregator.oauth.params import form_params, no_store, require
+from aggregator.oauth.params import require
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
+from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
@@ -42,20 +42,15 @@ TokenResponse = dict[str, Any]
 @api.post("/token")
 @csrf_exempt  # client-authenticated; no cookies involved
 def token():
-    no_store()
     svc = services()
-    params = form_params()
-    client = authenticate_client(svc.endpoints.token)
+    params, client = client_request(svc.endpoints.token)
     grant_type = require(params, "grant_type")
     exchange = GRANT_TYPES.get(grant_type)
     if exchange is None:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"This client is not registered for {grant_type}.")
-    response = jsonify(exchange(svc, client, params))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return jsonify(exchange(svc, client, params))
 
 
 # ------------------------------------------------------------------ authorization_code

@@ -12,9 +12,9 @@ from aggregator.errors import InvalidRequest
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.errors import InsufficientScope, InvalidBearerToken
 from aggregator.oauth.id_token import pairwise_subject, person_claims
-from aggregator.oauth.params import FORM, no_store
+from aggregator.oauth.params import FORM
 from aggregator.oauth.scopes import OPENID
-from aggregator.security import csrf_exempt
+from aggregator.security import csrf_exempt, no_store
 from aggregator.services import services
 
 

@@ -103,3 +103,15 @@ def test_the_authorization_endpoint_answers_garbage_with_a_page(server, nat):
         assert nat.http.get(f"{server.url}{path}").status_code == 400
         response = nat.post_form(path, {"decision": "allow"}, form_page="/")
         assert response.status_code == 400
+
+
+def test_a_wrong_content_type_gets_the_same_answer_at_every_client_endpoint(server):
+    """One chain of opening steps: a JSON body is 415 invalid_request, never cached, everywhere."""
+    app = make_app(server, grant_types=["authorization_code", "refresh_token", "client_credentials"])
+    for path in ["/token", "/par", "/revoke", "/introspect", "/grants/some-grant"]:
+        method = "DELETE" if path.startswith("/grants") else "POST"
+        response = requests.request(method, f"{server.url}{path}", json={"token": "x"},
+                                    auth=(app.client_id, app.secret), timeout=10)
+        assert (response.status_code, response.json()["error"]) == (415, "invalid_request"), path
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert response.headers["Pragma"] == "no-cache", path
