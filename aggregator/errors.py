@@ -29,11 +29,20 @@ class ProtocolError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
+        """The RFC 6749 §5.2 JSON body."""
         body: dict[str, Any] = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
         body.update(self.extra)
         return body
+
+    def redirect_params(self) -> dict[str, str]:
+        """``error`` and ``error_description`` for an authorization error response
+        (RFC 6749 §4.1.2.1)."""
+        params = {"error": self.error}
+        if self.description:
+            params["error_description"] = self.description
+        return params
 
 
 class InvalidRequest(ProtocolError):
@@ -85,6 +94,11 @@ class MethodNotAllowed(ProtocolError):
     error = "method_not_allowed"
     status_code = 405
 
+    def __init__(self, description: str | None = None, *, allowed: list[str] | None = None) -> None:
+        super().__init__(description)
+        if allowed:  # RFC 9110 §15.5.6: a 405 names the methods that are allowed
+            self.headers = {"Allow": ", ".join(allowed)}
+
 
 class RequestTooLarge(ProtocolError):
     error = "invalid_request"
@@ -106,9 +120,112 @@ class TemporarilyUnavailable(ProtocolError):
     status_code = 503
 
 
+class UpstreamFailed(ProtocolError):
+    """An institution answered in a way that retrying will not mend (a bad gateway)."""
+
+    error = "upstream_error"
+    status_code = 502
+
+
+class ServerError(ProtocolError):
+    """Anything unexpected: no details leave the server (RFC 6749 §4.1.2.1 ``server_error``)."""
+
+    error = "server_error"
+    status_code = 500
+
+
+class HTTPRequestError(ProtocolError):
+    """Another 4xx that Werkzeug raised itself (a bad header, a URI too long, ...)."""
+
+    error = "invalid_request"
+
+    def __init__(self, status_code: int, description: str | None = None) -> None:
+        super().__init__(description)
+        self.status_code = status_code
+
+
+# ------------------------------------------------------------------ the provider's errors
+
+
+class UnsupportedResponseType(ProtocolError):
+    """RFC 6749 §4.1.2.1."""
+
+    error = "unsupported_response_type"
+
+
+class UnsupportedGrantType(ProtocolError):
+    """RFC 6749 §5.2."""
+
+    error = "unsupported_grant_type"
+
+
+class UnsupportedTokenType(ProtocolError):
+    """RFC 7009 §2.2.1."""
+
+    error = "unsupported_token_type"
+
+
+class InvalidRequestObject(ProtocolError):
+    """RFC 9101 §6.1 / OIDC Core §3.1.2.6."""
+
+    error = "invalid_request_object"
+
+
+class InvalidRequestUri(ProtocolError):
+    """RFC 9126 §4 / RFC 9101 §6.2."""
+
+    error = "invalid_request_uri"
+
+
+class LoginRequired(ProtocolError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` but nobody is logged in."""
+
+    error = "login_required"
+
+
+class ConsentRequired(ProtocolError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` but the person has not consented yet."""
+
+    error = "consent_required"
+
+
+class GrantNotFound(ProtocolError):
+    """FAPI Grant Management: unknown grant, or one of another client."""
+
+    error = "invalid_grant_id"
+    status_code = 404
+
+
+class RegistrationClosed(AccessDenied):
+    """RFC 7591 registration is closed: no initial access token is configured."""
+
+
+class InvalidBearerToken(InvalidToken):
+    """RFC 6750 §3.1: the token is missing, expired or revoked (with its challenge)."""
+
+    def __init__(self, description: str | None = None, *, realm: str = "aggregator",
+                 with_code: bool = True) -> None:
+        super().__init__(description)
+        challenge = f'Bearer realm="{realm}"'
+        if with_code:  # §3.1: no error code when the request carried no token at all
+            challenge += f', error="{self.error}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class InsufficientScope(ProtocolError):
+    """RFC 6750 §3.1."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, description: str | None = None, *, scope: str = "openid") -> None:
+        super().__init__(description)
+        self.headers = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
+
+
 _HTTP_ERRORS: dict[int, type[ProtocolError]] = {
+    400: InvalidRequest,
     404: NotFound,
-    405: MethodNotAllowed,
     413: RequestTooLarge,
     415: UnsupportedMediaType,
     429: TooManyRequests,
@@ -145,12 +262,12 @@ def typed_http_error(exc: HTTPException) -> ProtocolError:
     """Werkzeug's own 4xx (no route, wrong method, a body too large, an unparsable form) as
     the typed error it amounts to; a 405 keeps its ``Allow`` header (RFC 9110 §15.5.6)."""
     code = exc.code or 400
-    typed = _HTTP_ERRORS.get(code, InvalidRequest)(_HTTP_DESCRIPTIONS.get(code, exc.description))
-    typed.status_code = code
-    allowed = getattr(exc, "valid_methods", None)
-    if code == 405 and allowed:
-        typed.headers = {**typed.headers, "Allow": ", ".join(allowed)}
-    return typed
+    description = _HTTP_DESCRIPTIONS.get(code, exc.description)
+    if code == 405:
+        return MethodNotAllowed(description, allowed=getattr(exc, "valid_methods", None))
+    if code in _HTTP_ERRORS:
+        return _HTTP_ERRORS[code](description)
+    return HTTPRequestError(code, description)
 
 
 def json_http_error(exc: HTTPException):
@@ -191,7 +308,4 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        typed = ProtocolError("The server could not complete the request.")
-        typed.error = "server_error"
-        typed.status_code = 500
-        return render_error(typed)
+        return render_error(ServerError("The server could not complete the request."))

@@ -11,10 +11,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aggregator.errors import InvalidRequest, InvalidScope, UnauthorizedClient
+from aggregator.errors import InvalidRequest, InvalidScope, UnauthorizedClient, UnsupportedResponseType
 from aggregator.oauth.claims import parse_claims
 from aggregator.oauth.client_metadata import RESPONSE_TYPES
-from aggregator.oauth.errors import UnsupportedResponseType
 from aggregator.oauth.request_object import request_object_params
 from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
 from aggregator.oauth.scopes import OPENID, parse_scope

@@ -19,7 +19,14 @@ from urllib.parse import urlencode, urlsplit
 from flask import Response, redirect, render_template, request, session, url_for
 
 from aggregator.accounts.current import current_person, login_required
-from aggregator.errors import AccessDenied, InvalidRequest, ProtocolError
+from aggregator.errors import (
+    AccessDenied,
+    ConsentRequired,
+    InvalidRequest,
+    InvalidRequestUri,
+    LoginRequired,
+    ProtocolError,
+)
 from aggregator.oauth import pending as pending_requests
 from aggregator.oauth.authorization_request import (
     AuthorizationRequest,
@@ -35,7 +42,6 @@ from aggregator.oauth.consent import (
     selected_registrations,
 )
 from aggregator.oauth.consents import covering_grant, record_consent
-from aggregator.oauth.errors import ConsentRequired, InvalidRequestUri, LoginRequired
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
 from aggregator.oauth.responses import respond, respond_error

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
+from aggregator.errors import GrantNotFound
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
-from aggregator.oauth.errors import GrantNotFound
 from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services

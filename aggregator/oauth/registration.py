@@ -13,10 +13,9 @@ from typing import Any
 from flask import jsonify, request
 
 from aggregator.crypto import constant_time_equals, token_hash
-from aggregator.errors import InvalidClientMetadata, InvalidRequest
+from aggregator.errors import InvalidBearerToken, InvalidClientMetadata, InvalidRequest, RegistrationClosed
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
-from aggregator.oauth.errors import InvalidBearerToken, RegistrationClosed
 from aggregator.security import csrf_exempt, no_store
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord

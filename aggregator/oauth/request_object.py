@@ -10,8 +10,8 @@ import json
 import time
 from typing import Any
 
+from aggregator.errors import InvalidRequestObject
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
-from aggregator.oauth.errors import InvalidRequestObject
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 

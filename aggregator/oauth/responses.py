@@ -14,7 +14,6 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import Response, redirect, render_template, request
 
 from aggregator.errors import ProtocolError
-from aggregator.oauth.errors import describe
 from aggregator.security import no_store
 
 RESPONSE_MODES = ("query", "fragment", "form_post")
@@ -60,4 +59,4 @@ def respond(target: ResponseTarget, params: dict[str, str]) -> Response:
 
 def respond_error(target: ResponseTarget, error: ProtocolError) -> Response:
     """An authorization error response (RFC 6749 §4.1.2.1) at the validated redirect URI."""
-    return respond(target, describe(error))
+    return respond(target, error.redirect_params())

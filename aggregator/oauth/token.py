@@ -20,10 +20,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import jsonify
 
 from aggregator.crypto import constant_time_equals
-from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient
+from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient, UnsupportedGrantType
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
-from aggregator.oauth.errors import UnsupportedGrantType
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import require
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope

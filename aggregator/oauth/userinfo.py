@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from aggregator.errors import InvalidRequest
+from aggregator.errors import InsufficientScope, InvalidBearerToken, InvalidRequest
 from aggregator.oauth.blueprints import api
-from aggregator.oauth.errors import InsufficientScope, InvalidBearerToken
 from aggregator.oauth.id_token import pairwise_subject, person_claims
 from aggregator.oauth.params import FORM
 from aggregator.oauth.scopes import OPENID

@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, session, url_for
 
 from aggregator.accounts.current import current_person, login_required, safe_next
-from aggregator.errors import AccessDenied, InvalidRequest, NotFound, TemporarilyUnavailable
+from aggregator.errors import (
+    AccessDenied,
+    InvalidRequest,
+    NotFound,
+    ProtocolError,
+    TemporarilyUnavailable,
+    UpstreamFailed,
+    render_error,
+)
 from aggregator.registry import linking
 from aggregator.security import csrf_exempt
 from aggregator.services import services
@@ -21,17 +29,19 @@ from aggregator.web import page_blueprint
 bp = page_blueprint("registry", __name__)
 
 
-def _protocol_error(exc: UpstreamError):
-    """Show a plugin failure to the person as a page with the right status."""
+@bp.errorhandler(UpstreamError)
+def upstream_failed(exc: UpstreamError):
+    """A plugin failure on any of these pages, shown to the person with the right status."""
+    error: ProtocolError
     if isinstance(exc, LinkDenied):
-        return AccessDenied(exc.description)
-    if isinstance(exc, UpstreamUnavailable):
-        return TemporarilyUnavailable(exc.description)
-    if isinstance(exc, LinkInvalid | InvalidLinkOptions):
-        return InvalidRequest(exc.description)
-    error = InvalidRequest(exc.description)
-    error.status_code = 502
-    return error
+        error = AccessDenied(exc.description)
+    elif isinstance(exc, UpstreamUnavailable):
+        error = TemporarilyUnavailable(exc.description)
+    elif isinstance(exc, LinkInvalid | InvalidLinkOptions):
+        error = InvalidRequest(exc.description)
+    else:
+        error = UpstreamFailed(exc.description)
+    return render_error(error)
 
 
 @bp.get("/connections")
@@ -69,13 +79,10 @@ def start_connection():
     institution = request.form.get("institution", "")
     if not provider or not institution:
         raise InvalidRequest("Choose an institution to connect.")
-    try:
-        pending = linking.begin_link(
-            services(), person, linking.session_binding(session), provider, institution,
-            return_to=safe_next(request.form.get("next"), "/connections"),
-        )
-    except UpstreamError as exc:
-        raise _protocol_error(exc) from None
+    pending = linking.begin_link(
+        services(), person, linking.session_binding(session), provider, institution,
+        return_to=safe_next(request.form.get("next"), "/connections"),
+    )
     return redirect(pending.redirect_url, code=303)
 
 
@@ -87,13 +94,10 @@ def reconnect(registration_id: str):
     record = services().store.registrations.get(person.id, registration_id)
     if record is None:
         raise NotFound("That connection does not exist.")
-    try:
-        pending = linking.begin_link(
-            services(), person, linking.session_binding(session), record.provider,
-            record.institution_id, reconnect=record,
-        )
-    except UpstreamError as exc:
-        raise _protocol_error(exc) from None
+    pending = linking.begin_link(
+        services(), person, linking.session_binding(session), record.provider,
+        record.institution_id, reconnect=record,
+    )
     return redirect(pending.redirect_url, code=303)
 
 
@@ -107,13 +111,10 @@ def callback(provider: str):
         return render_template("fragment_relay.html", action=request.path)
     person = current_person()
     assert person is not None
-    try:
-        saved, return_to = linking.complete_link(
-            services(), person, linking.session_binding(session), provider,
-            {key: params.get(key, "") for key in params},
-        )
-    except UpstreamError as exc:
-        raise _protocol_error(exc) from None
+    saved, return_to = linking.complete_link(
+        services(), person, linking.session_binding(session), provider,
+        {key: params.get(key, "") for key in params},
+    )
     flash("Connected " + ", ".join(r.institution_name for r in saved) + ".")
     return redirect(return_to, code=303)
 
@@ -131,11 +132,9 @@ def remove():
     except KeyError:
         raise NotFound("That connection does not exist (it may already be removed).") from None
     except linking.RemovalFailed as exc:
-        error = InvalidRequest(
+        raise UpstreamFailed(
             "No app can use this connection any more, but the institution could not be told "
             f"to revoke it ({exc}). Try removing it again later."
-        )
-        error.status_code = 502
-        raise error from None
+        ) from None
     flash(f"Removed {record.institution_name}. No app can reach it through us any more.")
     return redirect(url_for("registry.list_connections"), code=303)
