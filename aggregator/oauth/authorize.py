@@ -44,11 +44,11 @@ from aggregator.oauth.consent import (
 from aggregator.oauth.consents import covering_grant, record_consent
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
+from aggregator.oauth.pending import Pending
 from aggregator.oauth.responses import respond, respond_error
 from aggregator.oauth.scopes import data_scopes
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
-from aggregator.store.authorizations import PendingAuthorization
 from aggregator.store.clients import ClientRecord
 from aggregator.store.grants import Grant
 from aggregator.store.people import PersonRecord
@@ -102,15 +102,12 @@ def _pushed_or_signed(svc: Services, client: ClientRecord,
 # ------------------------------------------------------------------ after the request is known
 
 
-def proceed(svc: Services, pending: PendingAuthorization, *, show_consent: bool = False) -> Response:
+def proceed(svc: Services, pending: Pending, *, show_consent: bool = False) -> Response:
     """Log in, then reuse a covering grant or ask for consent; finally answer the client."""
-    authorization = AuthorizationRequest.from_dict(pending.request)
-    target = authorization.target(svc.issuer)
-    person = current_person()
+    authorization = pending.authorization
     try:
-        if person is None or _login_is_stale(authorization, pending):
-            if "none" in authorization.prompt:
-                raise LoginRequired("The person is not logged in (prompt=none).")
+        person = _logged_in(pending)
+        if person is None:
             return _to_login(pending)
         client = _still_registered(svc, authorization)
         grant = None
@@ -121,14 +118,29 @@ def proceed(svc: Services, pending: PendingAuthorization, *, show_consent: bool 
         if "none" in authorization.prompt:
             raise ConsentRequired("The person has not allowed this yet (prompt=none).")
     except ProtocolError as exc:
-        svc.store.pending.take(pending.id)
-        return respond_error(target, exc)
+        return _fail(svc, pending, exc)
     if not show_consent:
         return redirect(pending_requests.continue_url(pending), code=303)
-    return _consent_page(svc, client, pending, person, authorization)
+    return _consent_page(svc, client, pending, person)
 
 
-def _login_is_stale(authorization: AuthorizationRequest, pending: PendingAuthorization) -> bool:
+def _logged_in(pending: Pending) -> PersonRecord | None:
+    """The person, when their login is good for this request; None sends them to log in."""
+    person = current_person()
+    if person is not None and not _login_is_stale(pending.authorization, pending):
+        return person
+    if "none" in pending.authorization.prompt:
+        raise LoginRequired("The person is not logged in (prompt=none).")
+    return None
+
+
+def _fail(svc: Services, pending: Pending, error: ProtocolError) -> Response:
+    """End the request with an error response to the client (RFC 6749 §4.1.2.1)."""
+    svc.store.pending.take(pending.id)
+    return respond_error(pending.authorization.target(svc.issuer), error)
+
+
+def _login_is_stale(authorization: AuthorizationRequest, pending: Pending) -> bool:
     """``prompt=login`` wants a login after the request; ``max_age`` a recent one (OIDC §3.1.2.1).
 
     A login made for this very request always counts as fresh (else ``max_age=0`` would loop).
@@ -141,7 +153,7 @@ def _login_is_stale(authorization: AuthorizationRequest, pending: PendingAuthori
     return authorization.max_age is not None and time.time() - auth_time > authorization.max_age
 
 
-def _to_login(pending: PendingAuthorization) -> Response:
+def _to_login(pending: Pending) -> Response:
     query = urlencode({"next": pending_requests.continue_url(pending)})
     return redirect(f"{url_for('accounts.login')}?{query}", code=303)
 
@@ -153,12 +165,12 @@ def _still_registered(svc: Services, authorization: AuthorizationRequest) -> Cli
     return client
 
 
-def _issue(svc: Services, client: ClientRecord, pending: PendingAuthorization, person: PersonRecord,
+def _issue(svc: Services, client: ClientRecord, pending: Pending, person: PersonRecord,
            grant: Grant) -> Response:
     """Answer the client with a code (and an ID token for ``code id_token``), exactly once."""
     if svc.store.pending.take(pending.id) is None:
         raise InvalidRequest("This sign-in request was already completed.")
-    authorization = AuthorizationRequest.from_dict(pending.request)
+    authorization = pending.authorization
     auth_time = int(session.get("auth_time") or time.time())
     code, _ = svc.store.codes.issue(
         client_id=client.client_id, person_id=person.id, grant_id=grant.id,
@@ -193,43 +205,37 @@ def decide(pending_id: str) -> Response:
     """The person's decision: deny -> ``access_denied``; allow -> grant, then the code."""
     svc = services()
     pending = pending_requests.load(svc, pending_id)
-    authorization = AuthorizationRequest.from_dict(pending.request)
-    target = authorization.target(svc.issuer)
-    person = current_person()
-    assert person is not None
+    authorization = pending.authorization
     decision = request.form.get("decision")
     if decision == "deny":
-        svc.store.pending.take(pending.id)
-        return respond_error(target, AccessDenied("The person did not allow access."))
+        return _fail(svc, pending, AccessDenied("The person did not allow access."))
     if decision != "allow":
         raise InvalidRequest("Choose Allow or Deny.")
-    if _login_is_stale(authorization, pending):
-        return _to_login(pending)
     try:
+        person = _logged_in(pending)
+        if person is None:
+            return _to_login(pending)
         client = _still_registered(svc, authorization)
-    except ProtocolError as exc:
-        svc.store.pending.take(pending.id)
-        return respond_error(target, exc)
-    registration_ids = None
-    if data_scopes(authorization.scopes):
-        registrations = svc.store.registrations.list(person.id)
-        ticked = request.form.getlist("registration")
-        try:
-            registration_ids = selected_registrations(registrations, ticked)
-        except SelectionRefused as exc:
-            return _consent_page(svc, client, pending, person, authorization, error=str(exc),
-                                 ticked=set(ticked), status=400)
-    grant = record_consent(svc, client.client_id, person.id, authorization.scopes, registration_ids)
-    try:
+        registration_ids = None
+        if data_scopes(authorization.scopes):
+            ticked = request.form.getlist("registration")
+            try:
+                registration_ids = selected_registrations(svc.store.registrations.list(person.id),
+                                                          ticked)
+            except SelectionRefused as exc:
+                return _consent_page(svc, client, pending, person, error=str(exc),
+                                     ticked=set(ticked), status=400)
+        grant = record_consent(svc, client.client_id, person.id, authorization.scopes,
+                               registration_ids)
         return _issue(svc, client, pending, person, grant)
     except ProtocolError as exc:
-        return respond_error(target, exc)
+        return _fail(svc, pending, exc)
 
 
-def _consent_page(svc: Services, client: ClientRecord, pending: PendingAuthorization,
-                  person: PersonRecord, authorization: AuthorizationRequest, *,
+def _consent_page(svc: Services, client: ClientRecord, pending: Pending, person: PersonRecord, *,
                   error: str | None = None, ticked: set[str] | None = None,
                   status: int = 200) -> Response:
+    authorization = pending.authorization
     wants_data = bool(data_scopes(authorization.scopes))
     registrations = svc.store.registrations.list(person.id) if wants_data else []
     plugins = svc.plugins

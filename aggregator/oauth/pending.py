@@ -8,6 +8,8 @@ rotation at login, so the id is useless in any other browser.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Response, after_this_request, request, url_for
 
 from aggregator.crypto import constant_time_equals, new_token, token_hash
@@ -15,6 +17,22 @@ from aggregator.errors import InvalidRequest
 from aggregator.oauth.authorization_request import AuthorizationRequest
 from aggregator.services import Services
 from aggregator.store.authorizations import PENDING_TTL, PendingAuthorization
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A request in flight: its stored record, and the request parsed once."""
+
+    record: PendingAuthorization
+    authorization: AuthorizationRequest
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def created_at(self) -> int:
+        return self.record.created_at
 
 
 def _cookie_name(svc: Services) -> str:
@@ -37,12 +55,14 @@ def _binding(svc: Services) -> str:
     return value
 
 
-def remember(svc: Services, authorization: AuthorizationRequest) -> PendingAuthorization:
+def remember(svc: Services, authorization: AuthorizationRequest) -> Pending:
     """Store a validated request for this browser."""
-    return svc.store.pending.put(authorization.client_id, token_hash(_binding(svc)), authorization.as_dict())
+    record = svc.store.pending.put(authorization.client_id, token_hash(_binding(svc)),
+                                   authorization.as_dict())
+    return Pending(record, authorization)
 
 
-def load(svc: Services, pending_id: str) -> PendingAuthorization:
+def load(svc: Services, pending_id: str) -> Pending:
     """The pending request ``pending_id`` of this browser, or an error page."""
     pending = svc.store.pending.get(pending_id)
     if pending is None:
@@ -52,9 +72,9 @@ def load(svc: Services, pending_id: str) -> PendingAuthorization:
     if not supplied or not constant_time_equals(token_hash(supplied), pending.binding_hash):
         raise InvalidRequest("This sign-in request was started in another browser. "
                              "Go back to the app and start again here.")
-    return pending
+    return Pending(pending, AuthorizationRequest.from_dict(pending.request))
 
 
-def continue_url(pending: PendingAuthorization) -> str:
+def continue_url(pending: Pending) -> str:
     """Where the person resumes this request (a same-site path, safe as a login ``next``)."""
     return url_for("oauth_pages.resume", pending_id=pending.id)
