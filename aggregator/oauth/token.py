@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from flask import jsonify
 
 from aggregator.crypto import constant_time_equals
@@ -32,8 +32,6 @@ from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.codes import AuthorizationCode
 from aggregator.store.tokens import RefreshTokenRecord, RefreshTokenReused
-
-_CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
 
 TokenResponse = dict[str, Any]
 
@@ -97,7 +95,7 @@ def _check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
         return
     if not verifier:
         raise InvalidGrant("code_verifier is required (PKCE).")
-    if not _CODE_VERIFIER.match(verifier):
+    if not CODE_VERIFIER_PATTERN.match(verifier):  # RFC 7636 §4.1
         raise InvalidGrant("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1).")
     if not constant_time_equals(create_s256_code_challenge(verifier), code.code_challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge.")
