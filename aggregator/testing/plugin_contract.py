@@ -45,6 +45,7 @@ from aggregator.upstream.contract import (
     UpstreamError,
     UpstreamPlugin,
 )
+from aggregator.upstream.loader import load_config
 
 Approve = Callable[[LinkStart], dict[str, str]]
 
@@ -60,10 +61,11 @@ def build_plugin(
     *,
     issuer: str = "http://127.0.0.1:8000",
 ) -> UpstreamPlugin:
-    """Configure ``cls`` from ``NAME_*``-style settings (keys already without the prefix)."""
+    """Configure ``cls`` from ``NAME_*``-style settings (keys already without the prefix), as
+    the loader would."""
     from aggregator.upstream.contract import PluginContext
 
-    config = cls.config_schema().load(dict(environ))
+    config = load_config(cls, environ)
     keyring = KeyRing([("test", secrets.token_bytes(32))])
     client = redis.Redis.from_url(redis_url)
     context = PluginContext(

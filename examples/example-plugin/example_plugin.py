@@ -9,7 +9,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import Schema, fields
 
 from aggregator.upstream.contract import (
     Institution,
@@ -34,9 +34,6 @@ SCOPES = {"accounts:read": "accounts", "balances:read": "balances",
 
 
 class ExampleConfig(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
     issuer = fields.Url(required=True, require_tld=False)
     client_id = fields.String(required=True)
     client_secret = fields.String(required=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from aggregator.upstream.contract import PluginContext, UpstreamUnavailable
 from plugins.oidc.config import DEFAULT_SCOPES
@@ -25,9 +25,6 @@ INSTITUTIONS_TTL = 3600
 
 class SandboxConfig(Schema):
     """``SANDBOX_*`` variables; the bank's own (``SANDBOX_REDIS_URL`` ...) are not ours."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     url = fields.Url(load_default=None, require_tld=False, schemes={"http", "https"})
     # The bank's own settings, when the same environment starts it: where it says it is.
