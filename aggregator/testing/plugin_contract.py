@@ -45,6 +45,7 @@ from aggregator.upstream.contract import (
     UpstreamError,
     UpstreamPlugin,
 )
+from aggregator.upstream.http import UpstreamHTTP
 from aggregator.upstream.loader import load_config
 
 Approve = Callable[[LinkStart], dict[str, str]]
@@ -60,6 +61,7 @@ def build_plugin(
     redis_url: str,
     *,
     issuer: str = "http://127.0.0.1:8000",
+    http_timeout: float = 10.0,
 ) -> UpstreamPlugin:
     """Configure ``cls`` from ``NAME_*``-style settings (keys already without the prefix), as
     the loader would."""
@@ -72,8 +74,8 @@ def build_plugin(
         issuer=issuer,
         callback_url=f"{issuer}/connections/callback/{name}",
         cache=RedisPluginCache(client, keyring, name),
-        http_timeout=10.0,
         notices=RegistryNotices(Store(client, keyring), name),
+        http=UpstreamHTTP(http_timeout),
     )
     return cls(config, context)
 

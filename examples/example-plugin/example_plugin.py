@@ -52,7 +52,7 @@ class ExamplePlugin(UpstreamPlugin):
         if cached is None:
             url = self.config["issuer"].rstrip("/") + "/.well-known/oauth-authorization-server"
             try:
-                response = requests.get(url, timeout=self.context.http_timeout)
+                response = requests.get(url, timeout=self.context.http.timeout)
                 response.raise_for_status()
             except requests.RequestException as exc:
                 raise UpstreamUnavailable("The bank cannot be reached right now.") from exc
@@ -94,7 +94,7 @@ class ExamplePlugin(UpstreamPlugin):
         try:
             raw = self._session().fetch_token(metadata["token_endpoint"], code=params["code"],
                                               code_verifier=remember["code_verifier"],
-                                              timeout=self.context.http_timeout)
+                                              timeout=self.context.http.timeout)
         except OAuthError as exc:
             raise LinkInvalid(f"The bank refused the authorization code ({exc.error}).") from exc
         except requests.RequestException as exc:
@@ -112,7 +112,7 @@ class ExamplePlugin(UpstreamPlugin):
         try:
             raw = self._session().refresh_token(
                 self._metadata()["token_endpoint"], registration.secrets["refresh_token"],
-                scope=wanted, timeout=self.context.http_timeout)
+                scope=wanted, timeout=self.context.http.timeout)
         except OAuthError as exc:
             raise ReauthRequired("The bank no longer accepts this connection; reconnect it.") from exc
         except requests.RequestException as exc:

@@ -8,7 +8,6 @@ OAuth error answers become :class:`OAuthFailure` for the caller to interpret.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 
 from aggregator.upstream.contract import PluginCache, UpstreamError, UpstreamUnavailable
+from aggregator.upstream.http import UpstreamHTTP
 from plugins.moneyhub.config import MoneyhubSettings
 
 log = logging.getLogger("plugins.moneyhub")
@@ -53,37 +53,19 @@ class MoneyhubIdentity:
         self,
         settings: MoneyhubSettings,
         cache: PluginCache,
-        timeout: float,
+        http: UpstreamHTTP,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.cache = cache
-        self.timeout = timeout
+        self.http = http
         self.clock = clock
-        self._local = threading.local()
 
     # ------------------------------------------------------------------ transport
 
-    @property
-    def http(self) -> requests.Session:
-        # one pooled session per thread: the core calls plugins from a thread pool
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.headers["User-Agent"] = "aggregator-moneyhub/1"
-        return session
-
     def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One HTTP exchange; outages become :class:`UpstreamUnavailable`."""
-        try:
-            response = self.http.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise UpstreamUnavailable(
-                f"Moneyhub did not answer within {self.timeout:g} seconds; try again later."
-            ) from None
-        except requests.RequestException as exc:
-            log.warning("moneyhub unreachable", extra={"error": type(exc).__name__})
-            raise UpstreamUnavailable("Moneyhub could not be reached; try again later.") from None
+        response = self.http.request(method, url, **kwargs)
         if response.status_code == 429 or response.status_code >= 500:
             raise UpstreamUnavailable(
                 f"Moneyhub is unavailable (HTTP {response.status_code}); try again later."

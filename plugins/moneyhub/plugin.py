@@ -76,7 +76,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         super().__init__(config, context)
         self.settings = MoneyhubSettings(**config)
         self.clock = clock
-        self.identity = MoneyhubIdentity(self.settings, context.cache, context.http_timeout, clock)
+        self.identity = MoneyhubIdentity(self.settings, context.cache, context.http, clock)
 
     # ------------------------------------------------------------------ the chooser
 
@@ -469,7 +469,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         reported = 0
         for connection in listed:
             report = connections.status_of(connection, self.clock())
-            if self.context.notices and isinstance(connection.get("id"), str):
+            if isinstance(connection.get("id"), str):
                 reported += self.context.notices.report_status(person_id, connection["id"], report)
         return reported
 

@@ -194,7 +194,7 @@ class OIDCPlugin(UpstreamPlugin):
             # ``remember`` and registration metadata are ours, but never talk to a server
             # the configuration does not name.
             raise LinkInvalid("This connection belongs to an institution that is not offered.")
-        return Upstream(issuer, self.credentials, self.context.cache, self.context.http_timeout)
+        return Upstream(issuer, self.credentials, self.context.cache, self.context.http)
 
     def _entry(self, institution_id: str) -> dict[str, Any]:
         for entry in self.institution_entries():

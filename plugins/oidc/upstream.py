@@ -32,6 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.upstream.contract import LinkInvalid, PluginCache, UpstreamUnavailable
+from aggregator.upstream.http import UpstreamHTTP
 from aggregator.upstream.plugin_keys import SIGNING_ALGS, SigningKey
 
 METADATA_TTL = 3600
@@ -97,12 +98,13 @@ class Upstream:
         issuer: str,
         credentials: ClientCredentials,
         cache: PluginCache,
-        timeout: float,
+        http: UpstreamHTTP,
     ) -> None:
         self.issuer = issuer
         self.credentials = credentials
         self.cache = cache
-        self.timeout = timeout
+        self.http = http
+        self.timeout = http.timeout
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -130,9 +132,7 @@ class Upstream:
 
     def _discover(self) -> dict[str, Any]:
         for url in self.discovery_urls():
-            with self._reaching():
-                response = requests.get(url, timeout=self.timeout,
-                                        headers={"Accept": "application/json"})
+            response = self.http.get(url, headers={"Accept": "application/json"})
             if response.status_code == 404:
                 continue
             document = _json_object(response)
@@ -224,10 +224,8 @@ class Upstream:
         endpoint = self.metadata().get("userinfo_endpoint")
         if not endpoint:
             return {}
-        with self._reaching():
-            response = requests.get(endpoint, timeout=self.timeout,
-                                    headers={"Authorization": f"Bearer {access_token}",
-                                             "Accept": "application/json"})
+        response = self.http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                     "Accept": "application/json"})
         claims = _json_object(response)
         if response.status_code != 200 or claims is None:
             raise UpstreamUnavailable("The institution's userinfo endpoint failed.")
@@ -275,8 +273,7 @@ class Upstream:
             uri = self.metadata().get("jwks_uri")
             if not uri:
                 raise LinkInvalid("The institution sent an ID token but publishes no keys.")
-            with self._reaching():
-                response = requests.get(uri, timeout=self.timeout)
+            response = self.http.get(uri)
             document = _json_object(response)
             if response.status_code != 200 or not document or "keys" not in document:
                 raise UpstreamUnavailable("The institution's signing keys are unavailable.")

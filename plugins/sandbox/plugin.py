@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import requests
 from marshmallow import Schema, fields, post_load, validate
 
 from aggregator.upstream.contract import PluginContext, UpstreamUnavailable
@@ -69,12 +68,11 @@ class SandboxPlugin(OIDCPlugin):
         return cached
 
     def _fetch_institutions(self) -> list[dict[str, Any]]:
+        response = self.context.http.get(f"{self.bank_url}/institutions")
         try:
-            response = requests.get(f"{self.bank_url}/institutions",
-                                    timeout=self.context.http_timeout)
             listed = response.json() if response.status_code == 200 else None
-        except (requests.RequestException, ValueError) as exc:
-            raise UpstreamUnavailable("The sandbox bank cannot be reached right now.") from exc
+        except ValueError:
+            listed = None
         if not isinstance(listed, list):
             raise UpstreamUnavailable("The sandbox bank did not list its institutions.")
         return [
