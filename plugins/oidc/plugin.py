@@ -18,8 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-
+from aggregator.upstream.client_auth import ClientCredentials
 from aggregator.upstream.contract import (
     Institution,
     InvalidLinkOptions,
@@ -37,14 +36,9 @@ from aggregator.upstream.contract import (
     UpstreamToken,
     UpstreamUnavailable,
 )
+from aggregator.upstream.oidc_client import OAuthRefusal, OIDCClient, pkce
 from aggregator.upstream.plugin_keys import signing_key
 from plugins.oidc.config import PLACEHOLDER, OIDCConfig
-from plugins.oidc.upstream import (
-    ClientCredentials,
-    OAuthRefusal,
-    Upstream,
-    new_pkce_verifier,
-)
 
 #: lifetime assumed for an access token whose response has no ``expires_in``
 DEFAULT_EXPIRES_IN = 300
@@ -89,15 +83,14 @@ class OIDCPlugin(UpstreamPlugin):
     ) -> LinkStart:
         entry = self._entry(institution_id)
         upstream = self.upstream(entry["issuer"])
-        verifier = new_pkce_verifier()
+        verifier, challenge = pkce()
         scope = " ".join(dict.fromkeys([*self._upstream_scopes(), *self.extra_scopes]))
         params = {
             "response_type": "code",
             "redirect_uri": self.context.callback_url,
             "scope": scope,
             "state": state,
-            "code_challenge": create_s256_code_challenge(verifier),
-            "code_challenge_method": "S256",
+            **challenge,
         }
         nonce = None
         if "openid" in self.extra_scopes:
@@ -122,14 +115,12 @@ class OIDCPlugin(UpstreamPlugin):
         self._check_callback(upstream, params)
         try:
             token = upstream.exchange_code(
-                params["code"], remember["code_verifier"], self.context.callback_url
+                params["code"], self.context.callback_url, remember["code_verifier"]
             )
         except OAuthRefusal as refusal:
             raise LinkInvalid(
                 f"The institution refused the authorization code ({refusal.error})."
             ) from None
-        if not isinstance(token.get("access_token"), str):
-            raise UpstreamUnavailable("The institution sent no access token.")
         claims = self._claims(upstream, token, remember.get("nonce"))
         external_id = claims.get("sub")
         if not isinstance(external_id, str) or not external_id:
@@ -164,8 +155,6 @@ class OIDCPlugin(UpstreamPlugin):
             raise UpstreamError(
                 f"The institution refused a new access token ({refusal.error})."
             ) from None
-        if not isinstance(token.get("access_token"), str):
-            raise UpstreamUnavailable("The institution sent no access token.")
         rotated = token.get("refresh_token")
         new_secrets = (
             {**registration.secrets, "refresh_token": rotated}
@@ -188,13 +177,13 @@ class OIDCPlugin(UpstreamPlugin):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def upstream(self, issuer: str) -> Upstream:
+    def upstream(self, issuer: str) -> OIDCClient:
         """The upstream server at ``issuer`` (one of the configured institutions' issuers)."""
         if issuer not in {entry["issuer"] for entry in self.institution_entries()}:
             # ``remember`` and registration metadata are ours, but never talk to a server
             # the configuration does not name.
             raise LinkInvalid("This connection belongs to an institution that is not offered.")
-        return Upstream(issuer, self.credentials, self.context.cache, self.context.http)
+        return OIDCClient(issuer, self.credentials, self.context.http, self.context.cache)
 
     def _entry(self, institution_id: str) -> dict[str, Any]:
         for entry in self.institution_entries():
@@ -229,13 +218,13 @@ class OIDCPlugin(UpstreamPlugin):
         return " ".join(wanted)
 
     @staticmethod
-    def _check_callback(upstream: Upstream, params: Mapping[str, str]) -> None:
+    def _check_callback(upstream: OIDCClient, params: Mapping[str, str]) -> None:
         error = params.get("error")
         # RFC 9207: a response naming another issuer is refused outright. A missing ``iss``
         # only matters where there is a code to exchange: an error response hands nothing
         # over that a mix-up attacker could use.
         if params.get("iss") is not None or not error:
-            upstream.check_issuer_parameter(dict(params))
+            upstream.check_issuer_parameter(params)
         if error:
             if error in ("temporarily_unavailable", "server_error"):
                 raise UpstreamUnavailable("The institution is temporarily unavailable.")
@@ -245,13 +234,13 @@ class OIDCPlugin(UpstreamPlugin):
             raise LinkInvalid("The institution did not send an authorization code.")
 
     @staticmethod
-    def _claims(upstream: Upstream, token: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
+    def _claims(upstream: OIDCClient, token: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
         """What the upstream says about the customer: token response members, then the ID
         token's verified claims, then userinfo (whose ``sub`` must match, Core §5.3.2)."""
         claims = {k: v for k, v in token.items() if k not in ("access_token", "refresh_token",
                                                                "id_token")}
         if isinstance(token.get("id_token"), str):
-            claims.update(upstream.verify_id_token(token["id_token"], nonce))
+            claims.update(upstream.id_tokens().verify(token["id_token"], nonce=nonce))
         userinfo = upstream.userinfo(token["access_token"])
         if "sub" in claims and "sub" in userinfo and userinfo["sub"] != claims["sub"]:
             raise LinkInvalid("The institution's userinfo is about another customer.")
