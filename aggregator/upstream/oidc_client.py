@@ -25,7 +25,13 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from aggregator.upstream.client_auth import ClientCredentials
-from aggregator.upstream.contract import LinkInvalid, PluginCache, UpstreamUnavailable
+from aggregator.upstream.contract import (
+    LinkDenied,
+    LinkInvalid,
+    PluginCache,
+    UpstreamToken,
+    UpstreamUnavailable,
+)
 from aggregator.upstream.http import UpstreamHTTP
 from aggregator.upstream.id_tokens import IdTokenVerifier
 
@@ -33,6 +39,8 @@ from aggregator.upstream.id_tokens import IdTokenVerifier
 METADATA_TTL = 3600
 #: request objects live this long (seconds)
 REQUEST_OBJECT_LIFETIME = 300
+#: lifetime assumed for an access token whose response has no ``expires_in``
+DEFAULT_EXPIRES_IN = 300
 #: OAuth error codes that mean "try again later", not "no" (RFC 6749 §4.1.2.1)
 TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
@@ -52,6 +60,20 @@ class OAuthRefusal(Exception):
         """A message for people: what failed, and the upstream's own words (shortened)."""
         detail = f" ({self.description[:200]})" if self.description else ""
         return f"{self.upstream} refused to {action}: {self.error}{detail}."
+
+
+def upstream_token(response: Mapping[str, Any], now: float | None = None) -> UpstreamToken:
+    """A token response (RFC 6749 §5.1) as the contract's :class:`UpstreamToken`."""
+    expires_in = response.get("expires_in")
+    lifetime = int(expires_in) if isinstance(expires_in, int | float) else DEFAULT_EXPIRES_IN
+    token_type = str(response.get("token_type") or "Bearer")
+    return UpstreamToken(
+        access_token=response["access_token"],
+        expires_at=int(now if now is not None else time.time()) + lifetime,
+        # RFC 6749 §5.1: token_type is case-insensitive; apps send "Bearer" (RFC 6750 §2.1).
+        token_type="Bearer" if token_type.lower() == "bearer" else token_type,
+        scope=response.get("scope"),
+    )
 
 
 def pkce() -> tuple[str, dict[str, str]]:
@@ -219,6 +241,26 @@ class OIDCClient:
         if not isinstance(body, dict) or not isinstance(body.get("request_uri"), str):
             raise UpstreamUnavailable(f"{self.name}'s PAR response has no request_uri.")
         return body["request_uri"]
+
+    def authorization_code(self, params: Mapping[str, str]) -> str:
+        """The code of an authorization response (RFC 6749 §4.1.2), after its checks: an error
+        response (§4.1.2.1) raises :class:`LinkDenied` (or :class:`UpstreamUnavailable` for a
+        transient one), a response from another issuer :class:`LinkInvalid` (RFC 9207)."""
+        error = params.get("error")
+        # RFC 9207: a response naming another issuer is refused outright. A missing ``iss``
+        # only matters where there is a code to exchange: an error response hands nothing
+        # over that a mix-up attacker could use.
+        if params.get("iss") is not None or not error:
+            self.check_issuer_parameter(params)
+        if error:
+            if error in TRANSIENT_ERRORS:
+                raise UpstreamUnavailable(f"{self.name} is temporarily unavailable.")
+            raise LinkDenied(f"{self.name} did not grant access"
+                             + (" (you said no)." if error == "access_denied" else f" ({error[:60]})."))
+        code = params.get("code")
+        if not code:
+            raise LinkInvalid(f"{self.name} did not send an authorization code.")
+        return code
 
     def check_issuer_parameter(self, params: Mapping[str, str]) -> None:
         """RFC 9207 §2.4: a callback's ``iss`` must name this issuer; it must be there when the

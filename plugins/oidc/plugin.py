@@ -14,7 +14,6 @@ Subclasses (the sandbox plugin) change where institutions come from by overridin
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,6 @@ from aggregator.upstream.client_auth import ClientCredentials
 from aggregator.upstream.contract import (
     Institution,
     InvalidLinkOptions,
-    LinkDenied,
     LinkedInstitution,
     LinkInvalid,
     LinkStart,
@@ -33,15 +31,10 @@ from aggregator.upstream.contract import (
     TokenResult,
     UpstreamError,
     UpstreamPlugin,
-    UpstreamToken,
-    UpstreamUnavailable,
 )
-from aggregator.upstream.oidc_client import OAuthRefusal, OIDCClient, pkce
+from aggregator.upstream.oidc_client import OAuthRefusal, OIDCClient, pkce, upstream_token
 from aggregator.upstream.plugin_keys import signing_key
 from plugins.oidc.config import PLACEHOLDER, OIDCConfig
-
-#: lifetime assumed for an access token whose response has no ``expires_in``
-DEFAULT_EXPIRES_IN = 300
 
 
 class OIDCPlugin(UpstreamPlugin):
@@ -112,11 +105,10 @@ class OIDCPlugin(UpstreamPlugin):
     ) -> list[LinkedInstitution]:
         entry = self._entry(remember["institution"])
         upstream = self.upstream(remember["issuer"])
-        self._check_callback(upstream, params)
+        code = upstream.authorization_code(params)
         try:
-            token = upstream.exchange_code(
-                params["code"], self.context.callback_url, remember["code_verifier"]
-            )
+            token = upstream.exchange_code(code, self.context.callback_url,
+                                           remember["code_verifier"])
         except OAuthRefusal as refusal:
             raise LinkInvalid(
                 f"The institution refused the authorization code ({refusal.error})."
@@ -136,7 +128,7 @@ class OIDCPlugin(UpstreamPlugin):
             endpoint=_fill(entry["endpoint"], claims),
             secrets={"refresh_token": refresh_token} if refresh_token else {},
             metadata={"issuer": upstream.issuer, "scope": token.get("scope") or ""},
-            token=_upstream_token(token),
+            token=upstream_token(token),
         )]
 
     def access_token(self, registration: Registration, scopes: frozenset[str]) -> TokenResult:
@@ -160,7 +152,7 @@ class OIDCPlugin(UpstreamPlugin):
             {**registration.secrets, "refresh_token": rotated}
             if rotated and rotated != refresh_token else None
         )
-        return TokenResult(_upstream_token(token), secrets=new_secrets)
+        return TokenResult(upstream_token(token), secrets=new_secrets)
 
     def unlink(self, registration: Registration) -> None:
         refresh_token = registration.secrets.get("refresh_token")
@@ -218,22 +210,6 @@ class OIDCPlugin(UpstreamPlugin):
         return " ".join(wanted)
 
     @staticmethod
-    def _check_callback(upstream: OIDCClient, params: Mapping[str, str]) -> None:
-        error = params.get("error")
-        # RFC 9207: a response naming another issuer is refused outright. A missing ``iss``
-        # only matters where there is a code to exchange: an error response hands nothing
-        # over that a mix-up attacker could use.
-        if params.get("iss") is not None or not error:
-            upstream.check_issuer_parameter(params)
-        if error:
-            if error in ("temporarily_unavailable", "server_error"):
-                raise UpstreamUnavailable("The institution is temporarily unavailable.")
-            raise LinkDenied("The institution did not grant access"
-                             + (" (you said no)." if error == "access_denied" else f" ({error})."))
-        if not params.get("code"):
-            raise LinkInvalid("The institution did not send an authorization code.")
-
-    @staticmethod
     def _claims(upstream: OIDCClient, token: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
         """What the upstream says about the customer: token response members, then the ID
         token's verified claims, then userinfo (whose ``sub`` must match, Core §5.3.2)."""
@@ -257,18 +233,3 @@ def _fill(template: str, claims: Mapping[str, Any]) -> str:
         return str(found)
 
     return PLACEHOLDER.sub(value, template)
-
-
-def _upstream_token(token: Mapping[str, Any]) -> UpstreamToken:
-    expires_in = token.get("expires_in")
-    lifetime = int(expires_in) if isinstance(expires_in, int | float) else DEFAULT_EXPIRES_IN
-    token_type = str(token.get("token_type") or "Bearer")
-    return UpstreamToken(
-        access_token=token["access_token"],
-        expires_at=int(time.time()) + lifetime,
-        # RFC 6749 §5.1: token_type is case-insensitive; apps send "Bearer" (RFC 6750 §2.1).
-        token_type="Bearer" if token_type.lower() == "bearer" else token_type,
-        scope=token.get("scope"),
-    )
-
-
