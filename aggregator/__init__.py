@@ -50,12 +50,14 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.extensions[EXTENSION] = svc
 
     def context_for(name: str) -> PluginContext:
+        from aggregator.upstream.http import UpstreamHTTP
+
         return PluginContext(
             issuer=settings.issuer,
             callback_url=f"{settings.issuer}/connections/callback/{name}",
             cache=RedisPluginCache(store.redis, keyring, name),
-            http_timeout=settings.upstream_timeout,
             notices=RegistryNotices(store, name),
+            http=UpstreamHTTP(settings.upstream_timeout),
         )
 
     svc.plugins = load_plugins(settings, context_for)

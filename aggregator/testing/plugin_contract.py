@@ -45,6 +45,8 @@ from aggregator.upstream.contract import (
     UpstreamError,
     UpstreamPlugin,
 )
+from aggregator.upstream.http import UpstreamHTTP
+from aggregator.upstream.loader import load_config
 
 Approve = Callable[[LinkStart], dict[str, str]]
 
@@ -59,19 +61,21 @@ def build_plugin(
     redis_url: str,
     *,
     issuer: str = "http://127.0.0.1:8000",
+    http_timeout: float = 10.0,
 ) -> UpstreamPlugin:
-    """Configure ``cls`` from ``NAME_*``-style settings (keys already without the prefix)."""
+    """Configure ``cls`` from ``NAME_*``-style settings (keys already without the prefix), as
+    the loader would."""
     from aggregator.upstream.contract import PluginContext
 
-    config = cls.config_schema().load(dict(environ))
+    config = load_config(cls, environ)
     keyring = KeyRing([("test", secrets.token_bytes(32))])
     client = redis.Redis.from_url(redis_url)
     context = PluginContext(
         issuer=issuer,
         callback_url=f"{issuer}/connections/callback/{name}",
         cache=RedisPluginCache(client, keyring, name),
-        http_timeout=10.0,
         notices=RegistryNotices(Store(client, keyring), name),
+        http=UpstreamHTTP(http_timeout),
     )
     return cls(config, context)
 

@@ -30,6 +30,8 @@ from marshmallow import Schema
 if TYPE_CHECKING:
     from flask import Blueprint
 
+    from aggregator.upstream.http import UpstreamHTTP
+
 Status = Literal["ok", "reauth_required", "expired", "error"]
 
 #: The data scopes an app can be granted; a plugin maps them to its upstream's scopes.
@@ -231,12 +233,21 @@ class PersonNotices(ABC):
 class PluginContext:
     """What the core provides to a plugin instance."""
 
+    #: this authorization server's issuer URL
     issuer: str
+    #: ``{issuer}/connections/callback/{name}``: the redirect URI to register upstream
     callback_url: str
     cache: PluginCache
-    http_timeout: float = 10.0
-    #: always set by the core and by the contract kit
-    notices: PersonNotices | None = None
+    notices: PersonNotices
+    #: the outbound HTTP client (a ``requests.Session``): the configured timeout, no redirects
+    #: followed, transport failures raised as :class:`UpstreamUnavailable` naming only the host
+    http: UpstreamHTTP
+
+    @property
+    def http_timeout(self) -> float:
+        """The seconds one upstream call may take; ``http`` applies it already. Kept for
+        plugins that call ``requests`` themselves (``bench/upstream.py``)."""
+        return self.http.timeout
 
 
 # --------------------------------------------------------------------------- plugin

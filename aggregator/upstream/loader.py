@@ -7,10 +7,11 @@ too, and are also known here by name so a source checkout works without installi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import EXCLUDE, ValidationError
 
 from aggregator.upstream.contract import PluginContext, UpstreamPlugin
 from config import ConfigError, Settings
@@ -48,10 +49,20 @@ def load_class(name: str) -> type[UpstreamPlugin]:
     return cls
 
 
+def load_config(cls: type[UpstreamPlugin], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Validate ``environ`` (``NAME_*`` variables, prefix removed) with the plugin's schema.
+
+    Unknown fields are left out (``unknown=EXCLUDE``): other ``NAME_*`` variables (the sandbox
+    bank's own ``SANDBOX_REDIS_URL``, say) are not the plugin's to refuse, so no plugin schema
+    needs to say so itself. Raises marshmallow's ``ValidationError``.
+    """
+    return cls.config_schema(unknown=EXCLUDE).load(dict(environ))
+
+
 def configure(cls: type[UpstreamPlugin], name: str, settings: Settings) -> dict[str, Any]:
     """Validate a plugin's ``NAME_*`` variables with its schema; errors name plugin and field."""
     try:
-        return cls.config_schema().load(settings.plugin_environ(name))
+        return load_config(cls, settings.plugin_environ(name))
     except ValidationError as exc:
         prefix = name.upper() + "_"
         lines = [

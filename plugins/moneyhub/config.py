@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from aggregator.upstream.plugin_keys import JWKSField, SigningKey, signing_key
 from plugins.moneyhub.authorization import MAX_CONSENT_DAYS, MAX_HISTORY_MONTHS, PERMISSIONS
@@ -34,9 +34,6 @@ class CommaList(fields.Field):
 
 class MoneyhubConfig(Schema):
     """The plugin's settings; errors name the field, the loader adds the ``MONEYHUB_`` prefix."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     identity_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
     data_api_url = fields.Url(

@@ -9,7 +9,6 @@ person share all of them with an app, or none (see docs/moneyhub.md).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import secrets
@@ -38,12 +37,13 @@ from aggregator.upstream.contract import (
     UpstreamToken,
     UpstreamUnavailable,
 )
+from aggregator.upstream.id_tokens import IdTokenVerifier
+from aggregator.upstream.oidc_client import OAuthRefusal, pkce
 from plugins.moneyhub import connections
 from plugins.moneyhub.authorization import AuthorizationRequest, Consent, months_before
 from plugins.moneyhub.config import CONNECTION_TYPES, MoneyhubConfig, MoneyhubSettings
 from plugins.moneyhub.data_scopes import moneyhub_scopes
-from plugins.moneyhub.id_tokens import IdTokenVerifier
-from plugins.moneyhub.identity import TOKEN_MARGIN, MoneyhubIdentity, OAuthFailure
+from plugins.moneyhub.identity import TOKEN_MARGIN, MoneyhubIdentity
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -76,7 +76,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         super().__init__(config, context)
         self.settings = MoneyhubSettings(**config)
         self.clock = clock
-        self.identity = MoneyhubIdentity(self.settings, context.cache, context.http_timeout, clock)
+        self.identity = MoneyhubIdentity(self.settings, context.cache, context.http, clock)
 
     # ------------------------------------------------------------------ the chooser
 
@@ -200,16 +200,16 @@ class MoneyhubPlugin(UpstreamPlugin):
         if "code" in request.response_type and "S256" in self.identity.metadata().get(
             "code_challenge_methods_supported", []
         ):
-            verifier = secrets.token_urlsafe(48)
-            params["code_challenge"] = _s256(verifier)
-            params["code_challenge_method"] = "S256"
+            verifier, challenge = pkce()
+            params.update(challenge)
         try:
-            request_uri = self.identity.push(self.identity.request_object(params))
-        except OAuthFailure as failure:
+            # seed 001: Moneyhub takes the parameters only as a signed request object, pushed
+            url = self.identity.authorization_url({"request": self.identity.request_object(params)})
+        except OAuthRefusal as failure:
             raise UpstreamError(failure.explain("start the connection")) from None
         consent = request.consent.claim_value() if request.consent else None
         return LinkStart(
-            self.identity.authorization_url(request_uri),
+            url,
             {
                 "journey": request.journey,
                 "response_type": request.response_type,
@@ -273,7 +273,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         _raise_for_error(params)
         response_type = remember["response_type"]
         user_id = remember["user_id"]
-        verifier = self._verifier()
+        verifier = self.identity.id_tokens()
         code = (params.get("code") or None) if "code" in response_type else None
         if "code" in response_type and not code:
             raise LinkInvalid("Moneyhub sent no authorization code back.")
@@ -305,16 +305,10 @@ class MoneyhubPlugin(UpstreamPlugin):
         self, code: str, remember: Mapping[str, Any], verifier: IdTokenVerifier
     ) -> tuple[dict[str, Any], str | None]:
         """RFC 6749 §4.1.3 code exchange; the id_token must verify (OIDC Core §3.1.3.7)."""
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": self.context.callback_url,
-        }
-        if remember.get("code_verifier"):
-            form["code_verifier"] = remember["code_verifier"]
         try:
-            tokens = self.identity.token(form)
-        except OAuthFailure as failure:
+            tokens = self.identity.exchange_code(code, self.context.callback_url,
+                                                 remember.get("code_verifier"))
+        except OAuthRefusal as failure:
             if failure.error in ("invalid_grant", "invalid_request"):
                 raise LinkInvalid(failure.explain("accept the authorization code")) from None
             raise UpstreamError(failure.explain("accept the authorization code")) from None
@@ -363,16 +357,6 @@ class MoneyhubPlugin(UpstreamPlugin):
             share_group=share_group(user_id),
         )
 
-    def _verifier(self) -> IdTokenVerifier:
-        metadata = self.identity.metadata()
-        return IdTokenVerifier(
-            issuer=self.settings.issuer,
-            client_id=self.settings.client_id,
-            keys=self.identity.jwks,
-            algorithms=metadata.get("id_token_signing_alg_values_supported"),
-            clock=self.clock,
-        )
-
     # ------------------------------------------------------------------ data access
 
     def access_token(self, registration: Registration, scopes: frozenset[str]) -> TokenResult:
@@ -405,9 +389,8 @@ class MoneyhubPlugin(UpstreamPlugin):
         if not refresh_token:
             return None
         try:
-            body = self.identity.token({"grant_type": "refresh_token",
-                                        "refresh_token": refresh_token})
-        except OAuthFailure as failure:
+            body = self.identity.refresh(refresh_token)
+        except OAuthRefusal as failure:
             if failure.error == "invalid_grant":
                 raise ReauthRequired("Moneyhub no longer honours this connection's grant; "
                                      "reconnect it.") from None
@@ -426,7 +409,7 @@ class MoneyhubPlugin(UpstreamPlugin):
                                  cached["scope"])
         try:
             body = self.identity.client_credentials(scopes, sub=user_id)
-        except OAuthFailure as failure:
+        except OAuthRefusal as failure:
             if failure.error in ("invalid_grant", "invalid_request"):
                 raise ReauthRequired("Moneyhub no longer knows this person's profile; "
                                      "connect the bank again.") from None
@@ -469,7 +452,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         reported = 0
         for connection in listed:
             report = connections.status_of(connection, self.clock())
-            if self.context.notices and isinstance(connection.get("id"), str):
+            if isinstance(connection.get("id"), str):
                 reported += self.context.notices.report_status(person_id, connection["id"], report)
         return reported
 
@@ -524,9 +507,3 @@ def _raise_for_error(params: Mapping[str, str]) -> None:
         raise UpstreamUnavailable(f"Moneyhub could not complete the connection{detail}; "
                                   "try again later.")
     raise LinkInvalid(f"Moneyhub refused the connection: {error[:60]}{detail}.")
-
-
-def _s256(verifier: str) -> str:
-    """RFC 7636 §4.2 S256 code challenge."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -146,8 +146,7 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
         effect = effect_of(event)
         if effect.forget_connections:
             cache.delete(f"connections:{effect.user_id}")
-        if plugin.context.notices is not None:
-            plugin.context.notices.record(person_id, f"Moneyhub: {effect.summary}.")
+        plugin.context.notices.record(person_id, f"Moneyhub: {effect.summary}.")
         try:
             plugin.report_statuses(person_id, event.user_id)
         except UpstreamError:

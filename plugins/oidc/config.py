@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -110,9 +109,6 @@ class ScopeMap(fields.Field):
 
 class OIDCConfig(Schema):
     """The plugin's settings; errors name the field, the loader adds the ``OIDC_`` prefix."""
-
-    class Meta:
-        unknown = EXCLUDE  # other OIDC_* variables are not ours to refuse
 
     issuer = _UpstreamUrl(load_default=None)
     client_id = fields.String(required=True, validate=validate.Length(min=1))

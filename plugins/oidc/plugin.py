@@ -14,16 +14,13 @@ Subclasses (the sandbox plugin) change where institutions come from by overridin
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-
+from aggregator.upstream.client_auth import ClientCredentials
 from aggregator.upstream.contract import (
     Institution,
     InvalidLinkOptions,
-    LinkDenied,
     LinkedInstitution,
     LinkInvalid,
     LinkStart,
@@ -34,20 +31,10 @@ from aggregator.upstream.contract import (
     TokenResult,
     UpstreamError,
     UpstreamPlugin,
-    UpstreamToken,
-    UpstreamUnavailable,
 )
+from aggregator.upstream.oidc_client import OAuthRefusal, OIDCClient, pkce, upstream_token
 from aggregator.upstream.plugin_keys import signing_key
 from plugins.oidc.config import PLACEHOLDER, OIDCConfig
-from plugins.oidc.upstream import (
-    ClientCredentials,
-    OAuthRefusal,
-    Upstream,
-    new_pkce_verifier,
-)
-
-#: lifetime assumed for an access token whose response has no ``expires_in``
-DEFAULT_EXPIRES_IN = 300
 
 
 class OIDCPlugin(UpstreamPlugin):
@@ -89,15 +76,14 @@ class OIDCPlugin(UpstreamPlugin):
     ) -> LinkStart:
         entry = self._entry(institution_id)
         upstream = self.upstream(entry["issuer"])
-        verifier = new_pkce_verifier()
+        verifier, challenge = pkce()
         scope = " ".join(dict.fromkeys([*self._upstream_scopes(), *self.extra_scopes]))
         params = {
             "response_type": "code",
             "redirect_uri": self.context.callback_url,
             "scope": scope,
             "state": state,
-            "code_challenge": create_s256_code_challenge(verifier),
-            "code_challenge_method": "S256",
+            **challenge,
         }
         nonce = None
         if "openid" in self.extra_scopes:
@@ -119,17 +105,14 @@ class OIDCPlugin(UpstreamPlugin):
     ) -> list[LinkedInstitution]:
         entry = self._entry(remember["institution"])
         upstream = self.upstream(remember["issuer"])
-        self._check_callback(upstream, params)
+        code = upstream.authorization_code(params)
         try:
-            token = upstream.exchange_code(
-                params["code"], remember["code_verifier"], self.context.callback_url
-            )
+            token = upstream.exchange_code(code, self.context.callback_url,
+                                           remember["code_verifier"])
         except OAuthRefusal as refusal:
             raise LinkInvalid(
                 f"The institution refused the authorization code ({refusal.error})."
             ) from None
-        if not isinstance(token.get("access_token"), str):
-            raise UpstreamUnavailable("The institution sent no access token.")
         claims = self._claims(upstream, token, remember.get("nonce"))
         external_id = claims.get("sub")
         if not isinstance(external_id, str) or not external_id:
@@ -145,7 +128,7 @@ class OIDCPlugin(UpstreamPlugin):
             endpoint=_fill(entry["endpoint"], claims),
             secrets={"refresh_token": refresh_token} if refresh_token else {},
             metadata={"issuer": upstream.issuer, "scope": token.get("scope") or ""},
-            token=_upstream_token(token),
+            token=upstream_token(token),
         )]
 
     def access_token(self, registration: Registration, scopes: frozenset[str]) -> TokenResult:
@@ -164,14 +147,12 @@ class OIDCPlugin(UpstreamPlugin):
             raise UpstreamError(
                 f"The institution refused a new access token ({refusal.error})."
             ) from None
-        if not isinstance(token.get("access_token"), str):
-            raise UpstreamUnavailable("The institution sent no access token.")
         rotated = token.get("refresh_token")
         new_secrets = (
             {**registration.secrets, "refresh_token": rotated}
             if rotated and rotated != refresh_token else None
         )
-        return TokenResult(_upstream_token(token), secrets=new_secrets)
+        return TokenResult(upstream_token(token), secrets=new_secrets)
 
     def unlink(self, registration: Registration) -> None:
         refresh_token = registration.secrets.get("refresh_token")
@@ -188,13 +169,13 @@ class OIDCPlugin(UpstreamPlugin):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def upstream(self, issuer: str) -> Upstream:
+    def upstream(self, issuer: str) -> OIDCClient:
         """The upstream server at ``issuer`` (one of the configured institutions' issuers)."""
         if issuer not in {entry["issuer"] for entry in self.institution_entries()}:
             # ``remember`` and registration metadata are ours, but never talk to a server
             # the configuration does not name.
             raise LinkInvalid("This connection belongs to an institution that is not offered.")
-        return Upstream(issuer, self.credentials, self.context.cache, self.context.http_timeout)
+        return OIDCClient(issuer, self.credentials, self.context.http, self.context.cache)
 
     def _entry(self, institution_id: str) -> dict[str, Any]:
         for entry in self.institution_entries():
@@ -229,29 +210,13 @@ class OIDCPlugin(UpstreamPlugin):
         return " ".join(wanted)
 
     @staticmethod
-    def _check_callback(upstream: Upstream, params: Mapping[str, str]) -> None:
-        error = params.get("error")
-        # RFC 9207: a response naming another issuer is refused outright. A missing ``iss``
-        # only matters where there is a code to exchange: an error response hands nothing
-        # over that a mix-up attacker could use.
-        if params.get("iss") is not None or not error:
-            upstream.check_issuer_parameter(dict(params))
-        if error:
-            if error in ("temporarily_unavailable", "server_error"):
-                raise UpstreamUnavailable("The institution is temporarily unavailable.")
-            raise LinkDenied("The institution did not grant access"
-                             + (" (you said no)." if error == "access_denied" else f" ({error})."))
-        if not params.get("code"):
-            raise LinkInvalid("The institution did not send an authorization code.")
-
-    @staticmethod
-    def _claims(upstream: Upstream, token: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
+    def _claims(upstream: OIDCClient, token: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
         """What the upstream says about the customer: token response members, then the ID
         token's verified claims, then userinfo (whose ``sub`` must match, Core §5.3.2)."""
         claims = {k: v for k, v in token.items() if k not in ("access_token", "refresh_token",
                                                                "id_token")}
         if isinstance(token.get("id_token"), str):
-            claims.update(upstream.verify_id_token(token["id_token"], nonce))
+            claims.update(upstream.id_tokens().verify(token["id_token"], nonce=nonce))
         userinfo = upstream.userinfo(token["access_token"])
         if "sub" in claims and "sub" in userinfo and userinfo["sub"] != claims["sub"]:
             raise LinkInvalid("The institution's userinfo is about another customer.")
@@ -268,18 +233,3 @@ def _fill(template: str, claims: Mapping[str, Any]) -> str:
         return str(found)
 
     return PLACEHOLDER.sub(value, template)
-
-
-def _upstream_token(token: Mapping[str, Any]) -> UpstreamToken:
-    expires_in = token.get("expires_in")
-    lifetime = int(expires_in) if isinstance(expires_in, int | float) else DEFAULT_EXPIRES_IN
-    token_type = str(token.get("token_type") or "Bearer")
-    return UpstreamToken(
-        access_token=token["access_token"],
-        expires_at=int(time.time()) + lifetime,
-        # RFC 6749 §5.1: token_type is case-insensitive; apps send "Bearer" (RFC 6750 §2.1).
-        token_type="Bearer" if token_type.lower() == "bearer" else token_type,
-        scope=token.get("scope"),
-    )
-
-

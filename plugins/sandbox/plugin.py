@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from aggregator.upstream.contract import PluginContext, UpstreamUnavailable
 from plugins.oidc.config import DEFAULT_SCOPES
@@ -25,9 +24,6 @@ INSTITUTIONS_TTL = 3600
 
 class SandboxConfig(Schema):
     """``SANDBOX_*`` variables; the bank's own (``SANDBOX_REDIS_URL`` ...) are not ours."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     url = fields.Url(load_default=None, require_tld=False, schemes={"http", "https"})
     # The bank's own settings, when the same environment starts it: where it says it is.
@@ -72,12 +68,11 @@ class SandboxPlugin(OIDCPlugin):
         return cached
 
     def _fetch_institutions(self) -> list[dict[str, Any]]:
+        response = self.context.http.get(f"{self.bank_url}/institutions")
         try:
-            response = requests.get(f"{self.bank_url}/institutions",
-                                    timeout=self.context.http_timeout)
             listed = response.json() if response.status_code == 200 else None
-        except (requests.RequestException, ValueError) as exc:
-            raise UpstreamUnavailable("The sandbox bank cannot be reached right now.") from exc
+        except ValueError:
+            listed = None
         if not isinstance(listed, list):
             raise UpstreamUnavailable("The sandbox bank did not list its institutions.")
         return [

@@ -364,7 +364,8 @@ def test_rotated_moneyhub_keys_are_fetched_again(make_plugin, moneyhub_fake):
     plugin, alex = make_plugin("jwt", response_type="code id_token"), person()
     link(plugin, alex, MODELO)
     cached = plugin.identity.jwks()
-    plugin.context.cache.set("jwks", {"keys": [dict(cached["keys"][0], kid="old-key")]})
+    plugin.context.cache.set(f"jwks:{plugin.identity.issuer}",
+                             {"keys": [dict(cached["keys"][0], kid="old-key")]})
     link(plugin, alex, TEST_BANK)  # the id_token's kid is unknown: fetched again, verifies
     assert len(moneyhub_fake.controls.requests("oidc.jwks")) == 2
 

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 
-from aggregator.testing.plugin_contract import PluginContract, build_plugin, params_from_redirect
+from aggregator.testing.plugin_contract import (
+    PluginContract,
+    as_registration,
+    build_plugin,
+    params_from_redirect,
+)
+from aggregator.testing.servers import serve_wsgi
+from aggregator.upstream.contract import Institution, LinkedInstitution, Person
 from aggregator.upstream.loader import load_class
 from tests.fixtures.aggregator import PersonAgent
 
@@ -86,3 +94,27 @@ class TestExamplePluginContract(PluginContract):
     @pytest.fixture
     def approve(self, sandbox_bank):
         return lambda link: params_from_redirect(sandbox_bank.login_and_approve(link.redirect_url))
+
+
+def test_unlinking_at_a_bank_without_revocation_forgets_the_registration(installed_plugin,
+                                                                         redis_url):
+    """The contract: unlink succeeds when there is nothing to revoke upstream."""
+    bank = Flask(__name__)
+    asked: list[str] = []
+
+    @bank.get("/.well-known/oauth-authorization-server")
+    def metadata() -> dict:
+        asked.append("metadata")
+        url = server.url
+        return {"issuer": url, "authorization_endpoint": f"{url}/authorize",
+                "token_endpoint": f"{url}/token"}  # no revocation_endpoint
+
+    with serve_wsgi(bank) as server:
+        plugin = build_plugin(load_class("example"), "example",
+                              {"issuer": server.url, "client_id": "c", "client_secret": "s"},
+                              redis_url)
+        person = Person("p1", "pat")
+        linked = LinkedInstitution(Institution("main", "Example Bank"), "cust-1",
+                                   f"{server.url}/users/cust-1", {"refresh_token": "rt-1"})
+        plugin.unlink(as_registration(person, linked))
+    assert asked == ["metadata"], "the plugin read the bank's metadata over HTTP"
