@@ -20,6 +20,7 @@ from aggregator.signing import SigningKeys
 from aggregator.store import Store
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.upstream.contract import PluginContext
+from aggregator.upstream.http import UpstreamHTTP
 from aggregator.upstream.loader import load_plugins
 from config import ConfigError, Settings, load_settings
 
@@ -50,8 +51,6 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.extensions[EXTENSION] = svc
 
     def context_for(name: str) -> PluginContext:
-        from aggregator.upstream.http import UpstreamHTTP
-
         return PluginContext(
             issuer=settings.issuer,
             callback_url=f"{settings.issuer}/connections/callback/{name}",

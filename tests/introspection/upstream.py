@@ -20,6 +20,7 @@ import requests
 from flask import Flask, jsonify, request
 from marshmallow import Schema
 
+from aggregator.registry.notices import RegistryNotices
 from aggregator.services import Services
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.store.registrations import RegistrationRecord
@@ -35,6 +36,7 @@ from aggregator.upstream.contract import (
     UpstreamToken,
     UpstreamUnavailable,
 )
+from aggregator.upstream.http import UpstreamHTTP
 
 
 @dataclass
@@ -166,7 +168,8 @@ def install_plugin(svc: Services) -> FakeBankPlugin:
         issuer=svc.settings.issuer,
         callback_url=f"{svc.settings.issuer}/connections/callback/fakebank",
         cache=RedisPluginCache(svc.store.redis, svc.keyring, "fakebank"),
-        http_timeout=svc.settings.upstream_timeout,
+        notices=RegistryNotices(svc.store, "fakebank"),
+        http=UpstreamHTTP(svc.settings.upstream_timeout),
     )
     plugin = FakeBankPlugin({}, context)
     svc.plugins["fakebank"] = plugin

@@ -19,7 +19,7 @@ from aggregator.testing.plugin_contract import (
     params_from_redirect,
 )
 from aggregator.testing.servers import serve_wsgi
-from aggregator.upstream.contract import Institution, LinkedInstitution, Person
+from aggregator.upstream.contract import DATA_SCOPES, Institution, LinkedInstitution, Person
 from aggregator.upstream.loader import load_class
 from tests.fixtures.aggregator import PersonAgent
 
@@ -78,7 +78,7 @@ def test_a_person_links_an_institution_through_the_example_plugin(installed_plug
     [registration] = server.services.store.registrations.list(person.id)
     assert (registration.provider, registration.institution_name, registration.status) == (
         "example", "Lastish Fundco", "ok")
-    token = server.services.store.registrations.cached_token(person.id, registration.id, "*")
+    token = server.services.store.registrations.cached_token(person.id, registration.id, DATA_SCOPES)
     accounts = requests.get(registration.endpoint + "/accounts",
                             headers={"Authorization": f"Bearer {token.access_token}"}, timeout=10)
     assert accounts.status_code == 200
