@@ -159,6 +159,12 @@ class UnsupportedGrantType(ProtocolError):
     error = "unsupported_grant_type"
 
 
+class InvalidAuthorizationDetails(ProtocolError):
+    """RFC 9396 §5."""
+
+    error = "invalid_authorization_details"
+
+
 class UnsupportedTokenType(ProtocolError):
     """RFC 7009 §2.2.1."""
 

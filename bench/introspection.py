@@ -63,9 +63,11 @@ def _seed(svc: Services, bank_url: str, app_auth: str, client_id: str, username:
             endpoint=f"{bank_url}/users/{username}-{n}",
             secrets={"refresh_token": f"rt-{username}-{n}"}, token=token))
         ids.add(record.id)
-    grant = store.grants.create(client_id, person.id, ["openid", *DATA.split()], ids)
+    grant = store.grants.create(client_id, person.id, ["openid", *DATA.split()],
+                                {rid: frozenset(DATA.split()) for rid in ids})
     token, _ = store.tokens.issue_access_token(client_id=client_id, person_id=person.id,
-                                               grant_id=grant.id, scope=grant.scope, ttl=3600)
+                                               grant_id=grant.id, scope=grant.scope, ttl=3600,
+                                               pairs=grant.pairs)
     body = urlencode({"token": token}).encode()
     headers = {"Authorization": app_auth, "Content-Type": "application/x-www-form-urlencoded"}
     return Seeded(Request("POST", "/introspect", body, headers), count)

@@ -69,7 +69,9 @@ def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institut
     grant = svc.store.grants.get_for(record.person_id, record.grant_id)
     if grant is None:
         return dict(INACTIVE), None  # revoked while we looked
-    found = institutions(svc, grant, record.scope)
+    found = institutions(svc, grant, record)
+    if found.details:  # RFC 9396 §9.1
+        body["authorization_details"] = found.details
     body["institutions"] = found.entries
     return body, found
 

@@ -86,13 +86,14 @@ class FreshTokens:
     # ------------------------------------------------------------------ the fan-out
 
     def collect(
-        self, person_id: str, records: Iterable[RegistrationRecord], scopes: frozenset[str]
+        self, person_id: str, wanted: Iterable[tuple[RegistrationRecord, frozenset[str]]]
     ) -> dict[str, Outcome]:
-        """Registration id -> outcome, within about ``upstream_timeout`` seconds."""
+        """Registration id -> outcome, within about ``upstream_timeout`` seconds; each
+        registration's token is for the data scopes paired with it."""
         now = time.time()
         outcomes: dict[str, Outcome] = {}
-        stale: dict[str, tuple[RegistrationRecord, UpstreamToken | None]] = {}
-        for record in records:
+        stale: dict[str, tuple[RegistrationRecord, frozenset[str], UpstreamToken | None]] = {}
+        for record, scopes in wanted:
             blocked = self._blocked(record, now)
             if blocked is not None:
                 outcomes[record.id] = blocked
@@ -101,7 +102,7 @@ class FreshTokens:
             if cached is not None and self._fresh(cached, now):
                 outcomes[record.id] = _ok(cached)
             else:
-                stale[record.id] = (record, cached)
+                stale[record.id] = (record, scopes, cached)
         if stale:
             person = self._person(person_id)
             if person is None:
@@ -110,7 +111,7 @@ class FreshTokens:
             deadline = time.monotonic() + self.timeout
             futures: dict[Future[Outcome], RegistrationRecord] = {
                 self.pool.submit(self.refresh, person, record, scopes, seen, deadline): record
-                for record, seen in stale.values()
+                for record, scopes, seen in stale.values()
             }
             wait(futures, timeout=max(0.0, deadline - time.monotonic()))
             for future, record in futures.items():

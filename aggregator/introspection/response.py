@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aggregator.introspection.freshness import Outcome
-from aggregator.introspection.names import order, unique_names
-from aggregator.store.grants import Grant
+from aggregator.oauth.authorization_details import ACCOUNT_INFORMATION
+from aggregator.registry.names import order, unique_names
+from aggregator.store.grants import Grant, effective_pairs
 from aggregator.store.registrations import RegistrationRecord
-from aggregator.upstream.contract import DATA_SCOPES
+from aggregator.store.tokens import AccessTokenRecord
 
 if TYPE_CHECKING:
     from aggregator.services import Services
@@ -32,11 +34,8 @@ class Institutions:
     person_id: str
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     released: list[tuple[str, str]] = field(default_factory=list)
-
-
-def data_scopes(token_scope: str, grant: Grant) -> frozenset[str]:
-    """What the plugin may ask upstream for: the token's scopes within the grant's, data only."""
-    return frozenset(token_scope.split()) & frozenset(grant.scopes) & DATA_SCOPES
+    #: RFC 9396 §9.1: what the token was granted, one entry per institution
+    details: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RecentInstitutions:
@@ -77,31 +76,39 @@ class RecentInstitutions:
                 self._items.popitem(last=False)
 
 
-def institutions(svc: Services, grant: Grant, token_scope: str) -> Institutions:
-    """One entry per registration the grant covers, keyed by its (per person unique) name."""
-    scopes = data_scopes(token_scope, grant)
-    if not scopes or not grant.registration_ids:
+def institutions(svc: Services, grant: Grant, record: AccessTokenRecord) -> Institutions:
+    """One entry per registration the token reaches, keyed by its (per person unique) name.
+
+    What a token reaches is its own consent's pairs within the grant as it is now
+    (:func:`aggregator.oauth.consents.effective_pairs`): the person's edits and removals apply
+    at once, and a later consent never widens an older token.
+    """
+    pairs = effective_pairs(grant, record.pairs, record.scope)
+    if not pairs:
         return Institutions(grant.person_id)
-    key = (grant.person_id, grant.id, grant.registration_ids, scopes)
+    key = (grant.person_id, grant.id, frozenset(pairs.items()))
     recent = svc.recent_institutions
     found = recent.get(key)
     if found is None:
-        found = _build(svc, grant, scopes)
+        found = _build(svc, grant.person_id, pairs)
         recent.put(key, found)
     return found
 
 
-def _build(svc: Services, grant: Grant, scopes: frozenset[str]) -> Institutions:
-    result = Institutions(grant.person_id)
-    records = svc.store.registrations.list(grant.person_id)
+def _build(svc: Services, person_id: str, pairs: Mapping[str, frozenset[str]]) -> Institutions:
+    result = Institutions(person_id)
+    records = svc.store.registrations.list(person_id)
     names = unique_names(records)
-    covered = [r for r in records if r.id in grant.registration_ids]
-    withheld = _beyond_grant(records, grant)
-    outcomes = svc.fresh_tokens.collect(grant.person_id, [r for r in covered if r.id not in withheld], scopes)
+    covered = [r for r in records if r.id in pairs]
+    wanted, withheld = _within_share_groups(records, pairs)
+    outcomes = svc.fresh_tokens.collect(person_id, [(r, wanted[r.id]) for r in covered
+                                                    if r.id not in withheld])
     outcomes.update(withheld)
     for record in sorted(covered, key=order):
         outcome = outcomes[record.id]
         result.entries[names[record.id]] = entry(record, outcome)
+        result.details.append({"type": ACCOUNT_INFORMATION, "actions": sorted(pairs[record.id]),
+                               "registration_id": record.id, "name": names[record.id]})
         if outcome.token is not None:
             result.released.append((record.id, names[record.id]))
     return result
@@ -119,23 +126,30 @@ def entry(record: RegistrationRecord, outcome: Outcome) -> dict[str, Any]:
     return item
 
 
-def _beyond_grant(records: list[RegistrationRecord], grant: Grant) -> dict[str, Outcome]:
-    """Registrations whose upstream token also reaches one the grant does not cover.
+def _within_share_groups(records: list[RegistrationRecord], pairs: Mapping[str, frozenset[str]],
+                         ) -> tuple[dict[str, frozenset[str]], dict[str, Outcome]]:
+    """The scopes to ask upstream for each registration, and those withheld.
 
-    A shared upstream token (``share_group``) is only handed out when the grant covers every
-    registration it reaches: never further than what the person ticked.
+    One upstream token of a share group reaches every registration in it, so it is asked only
+    for the scopes the token may use at all of them, and withheld when the token reaches a
+    registration it may not use at all: never further than what the person ticked.
     """
-    groups: dict[str, set[str]] = {}
+    groups: dict[str, list[str]] = {}
     for record in records:
         if record.share_group:
-            groups.setdefault(record.share_group, set()).add(record.id)
-    withheld = {}
+            groups.setdefault(record.share_group, []).append(record.id)
+    wanted = dict(pairs)
+    withheld: dict[str, Outcome] = {}
     for record in records:
-        members = groups.get(record.share_group or "", set())
-        if record.id in grant.registration_ids and not members <= grant.registration_ids:
+        if record.id not in pairs or not record.share_group:
+            continue
+        common = frozenset.intersection(*(frozenset(pairs.get(m, ())) for m in groups[record.share_group]))
+        if common:
+            wanted[record.id] = common
+        else:
             withheld[record.id] = Outcome(
                 "error", None,
                 "This institution's access also reaches connections this app was not granted; "
                 "the person must update what they share with this app.",
             )
-    return withheld
+    return wanted, withheld

@@ -11,7 +11,16 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aggregator.errors import InvalidRequest, InvalidScope, UnauthorizedClient, UnsupportedResponseType
+from aggregator.errors import (
+    GrantNotFound,
+    InvalidAuthorizationDetails,
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from aggregator.oauth.authorization_details import DataAsk, asks_for
+from aggregator.oauth.authorization_details import parse as parse_details
 from aggregator.oauth.claims import parse_claims
 from aggregator.oauth.client_metadata import RESPONSE_TYPES
 from aggregator.oauth.request_object import request_object_params
@@ -21,6 +30,8 @@ from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
 PROMPTS = ("none", "login", "consent")
+#: OpenID Grant Management for OAuth 2.0 §4.1
+GRANT_MANAGEMENT_ACTIONS: tuple[str, ...] = ("create", "merge", "replace")
 _CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # BASE64URL(SHA-256(verifier)), RFC 7636 §4.2
 _MAX_VALUE = 2048
 
@@ -40,20 +51,38 @@ class AuthorizationRequest:
     prompt: tuple[str, ...] = ()
     max_age: int | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    #: RFC 9396 ``authorization_details`` as data asks (see :mod:`.authorization_details`)
+    details: tuple[DataAsk, ...] = ()
+    #: OpenID Grant Management: ``create`` | ``merge`` | ``replace``, and the grant they name
+    grant_management_action: str | None = None
+    grant_id: str | None = None
+
+    @property
+    def all_scopes(self) -> tuple[str, ...]:
+        """The scopes asked, with every action of the authorization details added."""
+        actions = sorted(frozenset().union(*(ask.actions for ask in self.details)))
+        return tuple(dict.fromkeys(self.scopes + tuple(actions)))
 
     @property
     def scope(self) -> str:
-        return " ".join(self.scopes)
+        """The scope of the tokens this request leads to."""
+        return " ".join(self.all_scopes)
+
+    @property
+    def data_asks(self) -> tuple[DataAsk, ...]:
+        """Every data ask: the data scopes (for whichever institutions), then the details."""
+        return asks_for(self.scopes, self.details)
 
     def target(self, issuer: str) -> ResponseTarget:
         return ResponseTarget(self.redirect_uri, self.response_mode, self.state, issuer)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "details": [ask.as_dict() for ask in self.details]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
-        return cls(**{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data["prompt"])})
+        return cls(**{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data["prompt"]),
+                      "details": tuple(DataAsk.from_dict(d) for d in data.get("details", ()))})
 
 
 def with_request_object(svc: Services, client: ClientRecord, params: dict[str, str]) -> dict[str, str]:
@@ -94,12 +123,14 @@ def _mode_allowed(mode: str, response_type: str) -> bool:
 def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarget) -> AuthorizationRequest:
     """Every other rule; raises the ProtocolError to send back to the client."""
     for name, value in params.items():
-        if len(value) > _MAX_VALUE and name != "claims":
+        if len(value) > _MAX_VALUE and name not in ("claims", "authorization_details"):
             raise InvalidRequest(f"The {name} parameter is too long.")
     response_type = _response_type(client, params)
     if "response_mode" in params and not _mode_allowed(params["response_mode"], response_type):
         raise InvalidRequest("Unsupported response_mode for this response_type.")
-    scopes = _scopes(client, params, response_type)
+    details = _details(client, params)
+    scopes = _scopes(client, params, response_type, details)
+    action, grant_id = _grant_management(params)
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=target.redirect_uri,
@@ -112,6 +143,9 @@ def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarge
         prompt=_prompt(params),
         max_age=_max_age(params),
         claims=parse_claims(params.get("claims")),
+        details=details,
+        grant_management_action=action,
+        grant_id=grant_id,
     )
 
 
@@ -127,10 +161,36 @@ def _response_type(client: ClientRecord, params: dict[str, str]) -> str:
     return normalized
 
 
-def _scopes(client: ClientRecord, params: dict[str, str], response_type: str) -> tuple[str, ...]:
+def _details(client: ClientRecord, params: dict[str, str]) -> tuple[DataAsk, ...]:
+    """RFC 9396 §2; the actions must be scopes this client is registered for (§5)."""
+    details = parse_details(params.get("authorization_details"))
+    outside = sorted(frozenset().union(*(ask.actions for ask in details)) - set(client.scopes))
+    if outside:
+        raise InvalidAuthorizationDetails(f"This client is not registered for: {' '.join(outside)}.")
+    return details
+
+
+def _grant_management(params: dict[str, str]) -> tuple[str | None, str | None]:
+    """``grant_management_action`` and ``grant_id`` (OpenID Grant Management §4.1)."""
+    action = params.get("grant_management_action") or None
+    grant_id = params.get("grant_id") or None
+    if action is not None and action not in GRANT_MANAGEMENT_ACTIONS:
+        raise InvalidRequest("grant_management_action must be one of "
+                             f"{', '.join(GRANT_MANAGEMENT_ACTIONS)}.")
+    if action in ("merge", "replace") and grant_id is None:
+        raise InvalidRequest(f"grant_management_action={action} needs a grant_id.")
+    if grant_id is not None and action not in ("merge", "replace"):
+        raise InvalidRequest("Send grant_id with grant_management_action merge or replace.")
+    if grant_id is not None and len(grant_id) > 100:
+        raise GrantNotFound("The grant_id is unknown, or not this app's grant from you.")
+    return action, grant_id
+
+
+def _scopes(client: ClientRecord, params: dict[str, str], response_type: str,
+            details: tuple[DataAsk, ...]) -> tuple[str, ...]:
     scopes = parse_scope(params.get("scope"))
-    if not scopes:
-        raise InvalidScope("Ask for at least one scope.")
+    if not scopes and not details:
+        raise InvalidScope("Ask for at least one scope, or send authorization_details.")
     outside = [scope for scope in scopes if scope not in client.scopes]
     if outside:
         raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")

@@ -37,21 +37,28 @@ from aggregator.oauth.authorization_request import (
 from aggregator.oauth.blueprints import pages
 from aggregator.oauth.consent import (
     SelectionRefused,
+    claim_lines,
     institution_groups,
     scope_lines,
     selected_registrations,
 )
-from aggregator.oauth.consents import covering_grant, record_consent
+from aggregator.oauth.consents import (
+    ConsentRequest,
+    consent_request,
+    covered_pairs,
+    record_consent,
+    released_claims,
+)
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
 from aggregator.oauth.pending import Pending
 from aggregator.oauth.responses import respond, respond_error
-from aggregator.oauth.scopes import data_scopes
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
-from aggregator.store.grants import Grant
+from aggregator.store.grants import Grant, Pairs
 from aggregator.store.people import PersonRecord
+from aggregator.store.registrations import RegistrationRecord
 
 
 @pages.route("/authorize", methods=["GET", "POST"])
@@ -110,18 +117,19 @@ def proceed(svc: Services, pending: Pending, *, show_consent: bool = False) -> R
         if person is None:
             return _to_login(pending)
         client = _still_registered(svc, authorization)
-        grant = None
-        if "consent" not in authorization.prompt:
-            grant = covering_grant(svc, client.client_id, person.id, authorization.scopes)
-        if grant is not None:
-            return _issue(svc, client, pending, person, grant)
-        if "none" in authorization.prompt:
+        consent = consent_request(svc, client, person, authorization)
+        silent = "consent" not in authorization.prompt and \
+            authorization.grant_management_action in (None, "merge")
+        if silent and consent.covered():
+            assert consent.grant is not None
+            return _issue(svc, client, pending, person, consent.grant, covered_pairs(consent))
+        if "none" in authorization.prompt:  # OIDC Core §3.1.2.6
             raise ConsentRequired("The person has not allowed this yet (prompt=none).")
     except ProtocolError as exc:
         return _fail(svc, pending, exc)
     if not show_consent:
         return redirect(pending_requests.continue_url(pending), code=303)
-    return _consent_page(svc, client, pending, person)
+    return _consent_page(svc, client, pending, consent)
 
 
 def _logged_in(pending: Pending) -> PersonRecord | None:
@@ -166,25 +174,29 @@ def _still_registered(svc: Services, authorization: AuthorizationRequest) -> Cli
 
 
 def _issue(svc: Services, client: ClientRecord, pending: Pending, person: PersonRecord,
-           grant: Grant) -> Response:
-    """Answer the client with a code (and an ID token for ``code id_token``), exactly once."""
+           grant: Grant, pairs: Pairs) -> Response:
+    """Answer the client with a code (and an ID token for ``code id_token``), exactly once.
+
+    The code carries the pairs of this consent and only the personal claims the person allowed.
+    """
     if svc.store.pending.take(pending.id) is None:
         raise InvalidRequest("This sign-in request was already completed.")
     authorization = pending.authorization
     auth_time = int(session.get("auth_time") or time.time())
+    claims = released_claims(authorization.claims, grant)
     code, _ = svc.store.codes.issue(
         client_id=client.client_id, person_id=person.id, grant_id=grant.id,
         redirect_uri=authorization.redirect_uri, scope=authorization.scope,
         code_challenge=authorization.code_challenge, nonce=authorization.nonce,
-        auth_time=auth_time, claims=authorization.claims,
-        max_age_requested=authorization.max_age is not None,
+        auth_time=auth_time, claims=claims,
+        max_age_requested=authorization.max_age is not None, pairs=pairs,
     )
     params = {"code": code}
     if authorization.response_type == "code id_token":
         params["id_token"] = issue_id_token(
             svc, client, person_id=person.id, nonce=authorization.nonce, auth_time=auth_time,
             include_auth_time=authorization.max_age is not None, code=code,
-            state=authorization.state,
+            state=authorization.state, claims=claims,
         )
     return respond(authorization.target(svc.issuer), params)
 
@@ -216,39 +228,48 @@ def decide(pending_id: str) -> Response:
         if person is None:
             return _to_login(pending)
         client = _still_registered(svc, authorization)
-        registration_ids = None
-        if data_scopes(authorization.scopes):
-            ticked = request.form.getlist("registration")
-            try:
-                registration_ids = selected_registrations(svc.store.registrations.list(person.id),
-                                                          ticked)
-            except SelectionRefused as exc:
-                return _consent_page(svc, client, pending, person, error=str(exc),
-                                     ticked=set(ticked), status=400)
-        grant = record_consent(svc, client.client_id, person.id, authorization.scopes,
-                               registration_ids)
-        return _issue(svc, client, pending, person, grant)
+        consent = consent_request(svc, client, person, authorization)
+        ticked = request.form.getlist("registration")
+        try:
+            chosen = selected_registrations(_offered(consent), ticked)
+        except SelectionRefused as exc:
+            return _consent_page(svc, client, pending, consent, error=str(exc),
+                                 ticked=frozenset(ticked), status=400)
+        grant, pairs = record_consent(svc, client, person, consent, chosen)
+        return _issue(svc, client, pending, person, grant, pairs)
     except ProtocolError as exc:
         return _fail(svc, pending, exc)
 
 
-def _consent_page(svc: Services, client: ClientRecord, pending: Pending, person: PersonRecord, *,
-                  error: str | None = None, ticked: set[str] | None = None,
+def _offered(consent: ConsentRequest) -> list[RegistrationRecord]:
+    """The institutions the page offers: those the request asks anything of."""
+    return [record for record in consent.registrations if record.id in consent.asked]
+
+
+def _consent_page(svc: Services, client: ClientRecord, pending: Pending, consent: ConsentRequest, *,
+                  error: str | None = None, ticked: frozenset[str] | None = None,
                   status: int = 200) -> Response:
-    authorization = pending.authorization
-    wants_data = bool(data_scopes(authorization.scopes))
-    registrations = svc.store.registrations.list(person.id) if wants_data else []
-    plugins = svc.plugins
+    """What is new and what is already shared (OIDC Core §3.1.2.4), one checkbox per institution."""
+    authorization = consent.authorization
+    grant = consent.grant
     continue_url = pending_requests.continue_url(pending)
+    already = []
+    if grant is not None:
+        already = [{"name": consent.names[record.id], "scopes": scope_lines(grant.pairs[record.id])}
+                   for record in consent.registrations if record.id in grant.registration_ids]
     html = render_template(
         "oauth_consent.html",
         client=client,
         redirect_host=urlsplit(authorization.redirect_uri).netloc,
-        scopes=scope_lines(authorization.scopes),
-        wants_data=wants_data,
-        groups=institution_groups(registrations),
-        provider_names={name: plugin.display_name for name, plugin in plugins.items()},
-        ticked=ticked,
+        scopes=scope_lines(authorization.all_scopes),
+        claims=claim_lines(consent.claims),
+        wants_data=consent.wants_data,
+        groups=institution_groups(_offered(consent)),
+        names=consent.names,
+        asked={rid: scope_lines(scopes) for rid, scopes in consent.asked.items()},
+        already=already,
+        provider_names={name: plugin.display_name for name, plugin in svc.plugins.items()},
+        ticked=consent.preselected() if ticked is None else ticked,
         error=error,
         action=continue_url,
         connect_url=url_for("registry.new_connection", next=continue_url),

@@ -17,6 +17,8 @@ CLAIMS_SUPPORTED: tuple[str, ...] = ("sub", "iss", "aud", "exp", "iat", "auth_ti
                                      "at_hash", "c_hash", "s_hash", "preferred_username")
 #: claims a person-describing request may ask for, beyond those always present
 REQUESTABLE: frozenset[str] = frozenset({"preferred_username", "auth_time", "sub"})
+#: the claims that describe the person: released only after a consent page named them
+PERSONAL_CLAIMS: dict[str, str] = {"preferred_username": "Your username here"}
 _TARGETS = ("userinfo", "id_token")
 
 
@@ -57,3 +59,9 @@ def requested_value(claims: dict[str, dict[str, Any]], target: str, name: str) -
     """The specific ``value`` a claim was requested with, if any (§5.5.1)."""
     request = claims.get(target, {}).get(name)
     return request.get("value") if isinstance(request, dict) else None
+
+
+def asked_claims(claims: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The personal claims a claims request asks for, wherever (ID token or userinfo)."""
+    return frozenset(name for members in claims.values() for name in members
+                     if name in PERSONAL_CLAIMS)

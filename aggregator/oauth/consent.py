@@ -8,8 +8,10 @@ choice is refused, never widened.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aggregator.oauth.claims import PERSONAL_CLAIMS
 from aggregator.oauth.scopes import DESCRIPTIONS, SCOPES_SUPPORTED
 from aggregator.store.registrations import RegistrationRecord
 
@@ -31,9 +33,15 @@ class InstitutionGroup:
         return self.share_group is not None and len(self.registrations) > 1
 
 
-def scope_lines(scopes: tuple[str, ...]) -> list[str]:
-    """The requested scopes in plain words, in a stable order."""
-    return [DESCRIPTIONS[scope] for scope in SCOPES_SUPPORTED if scope in scopes]
+def scope_lines(scopes: Iterable[str]) -> list[str]:
+    """Scopes in plain words, in a stable order."""
+    wanted = set(scopes)
+    return [DESCRIPTIONS[scope] for scope in SCOPES_SUPPORTED if scope in wanted]
+
+
+def claim_lines(claims: Iterable[str]) -> list[str]:
+    """Personal claims in plain words ("Your username here")."""
+    return [PERSONAL_CLAIMS[name] for name in sorted(claims) if name in PERSONAL_CLAIMS]
 
 
 def institution_groups(registrations: list[RegistrationRecord]) -> list[InstitutionGroup]:

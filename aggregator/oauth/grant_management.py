@@ -1,6 +1,7 @@
 """Grant management for the client that holds a grant (FAPI Grant Management, query and revoke).
 
-``GET /grants/<grant_id>`` answers the scopes and the institutions the grant covers;
+``GET /grants/<grant_id>`` answers the scopes, and per institution what the grant allows as
+RFC 9396 ``authorization_details``;
 ``DELETE`` revokes it with every token issued under it. Another client's grant, or an unknown
 one, is ``404``: a client learns nothing about grants it does not hold.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from aggregator.errors import GrantNotFound
+from aggregator.oauth.authorization_details import granted_details
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.steps import client_request
+from aggregator.registry.names import unique_names
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.grants import Grant
@@ -33,17 +36,17 @@ def grant(grant_id: str):
 
 
 def grant_document(svc: Services, grant: Grant) -> dict:
-    registrations = {r.id: r for r in svc.store.registrations.list(grant.person_id)}
-    institutions = [
-        {"registration_id": rid, "name": registrations[rid].institution_name,
-         "provider": registrations[rid].provider, "status": registrations[rid].status}
-        for rid in sorted(grant.registration_ids) if rid in registrations
-    ]
+    """The grant as its client may see it: scopes, per institution what it may read (as
+    RFC 9396 ``authorization_details``), and each institution's provider and status."""
+    records = [r for r in svc.store.registrations.list(grant.person_id) if r.id in grant.pairs]
+    names = unique_names(svc.store.registrations.list(grant.person_id))
     return {
         "grant_id": grant.id,
         "client_id": grant.client_id,
         "scopes": [{"scope": grant.scope}],
-        "institutions": institutions,
+        "authorization_details": granted_details({r.id: grant.pairs[r.id] for r in records}, names),
+        "institutions": [{"registration_id": r.id, "name": names[r.id], "provider": r.provider,
+                          "status": r.status} for r in sorted(records, key=lambda r: r.id)],
         "created_at": grant.created_at,
         "updated_at": grant.updated_at,
     }

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import jsonify
 
+from aggregator.oauth.authorization_details import TYPES_SUPPORTED as DETAIL_TYPES
+from aggregator.oauth.authorization_request import GRANT_MANAGEMENT_ACTIONS
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.claims import CLAIMS_SUPPORTED
 from aggregator.oauth.client_auth import AUTH_METHODS
@@ -55,6 +57,11 @@ def server_metadata(svc: Services) -> dict[str, Any]:
         "claims_supported": list(CLAIMS_SUPPORTED),
         "claim_types_supported": ["normal"],
         "prompt_values_supported": ["none", "login", "consent"],
+        # RFC 9396 §10
+        "authorization_details_types_supported": list(DETAIL_TYPES),
+        # OpenID Grant Management for OAuth 2.0 §6
+        "grant_management_actions_supported": list(GRANT_MANAGEMENT_ACTIONS),
+        "grant_management_action_required": False,
     }
 
 

@@ -21,16 +21,19 @@ from flask import jsonify
 
 from aggregator.crypto import constant_time_equals
 from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient, UnsupportedGrantType
+from aggregator.oauth.authorization_details import granted_details
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import require
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
 from aggregator.oauth.steps import client_request
+from aggregator.registry.names import unique_names
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.codes import AuthorizationCode
+from aggregator.store.grants import Grant, Pairs, effective_pairs
 from aggregator.store.tokens import RefreshTokenRecord, RefreshTokenReused
 
 TokenResponse = dict[str, Any]
@@ -70,7 +73,7 @@ def authorization_code(svc: Services, client: ClientRecord, params: dict[str, st
     if grant is None:
         raise InvalidGrant("The person revoked this access.")
     scopes = parse_scope(code.scope)
-    response = _person_tokens(svc, client, person_id=code.person_id, grant_id=grant.id, scopes=scopes,
+    response = _person_tokens(svc, client, grant, scopes=scopes, pairs=code.pairs,
                               family=code.family, auth_time=code.auth_time, claims=code.claims,
                               nonce=code.nonce, include_auth_time=code.max_age_requested)
     if svc.store.codes.was_replayed(code):  # a replay raced this exchange: it wins nothing either
@@ -120,13 +123,15 @@ def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str]) -
         current = svc.store.tokens.rotate_refresh_token(record)
     except RefreshTokenReused:  # a concurrent exchange of the same token won
         _reused(svc, record)
-    if current is None:
+    grant = svc.store.grants.get_for(current.person_id or "", current.grant_id or "") \
+        if current is not None else None
+    if current is None or grant is None:
         raise InvalidGrant("The person revoked this access.")
-    assert current.person_id and current.grant_id
-    return _person_tokens(svc, client, person_id=current.person_id, grant_id=current.grant_id,
-                          scopes=access_scopes, family=current.family, auth_time=current.auth_time,
-                          claims=current.claims, nonce=None, include_auth_time=True,
-                          refresh_scopes=scopes)
+    # the new tokens reach at most what this refresh token's own consent did (never what a
+    # later consent added to the grant)
+    return _person_tokens(svc, client, grant, scopes=access_scopes, pairs=current.pairs,
+                          family=current.family, auth_time=current.auth_time, claims=current.claims,
+                          nonce=None, include_auth_time=True, refresh_scopes=scopes)
 
 
 def _reused(svc: Services, record: RefreshTokenRecord) -> NoReturn:
@@ -162,16 +167,18 @@ def client_credentials(svc: Services, client: ClientRecord, params: dict[str, st
 # ------------------------------------------------------------------ the response
 
 
-def _person_tokens(svc: Services, client: ClientRecord, *, person_id: str, grant_id: str,
-                   scopes: tuple[str, ...], family: str | None, auth_time: int | None,
+def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes: tuple[str, ...],
+                   pairs: Pairs | None, family: str | None, auth_time: int | None,
                    claims: dict[str, Any], nonce: str | None, include_auth_time: bool,
                    refresh_scopes: tuple[str, ...] | None = None) -> TokenResponse:
-    """Access token, refresh token (only with offline_access) and ID token (only with openid)."""
+    """Access token, refresh token (only with offline_access) and ID token (only with openid),
+    with the institutions the access token reaches as RFC 9396 ``authorization_details``."""
+    person_id, grant_id = grant.person_id, grant.id
     scope = " ".join(scopes)
     ttl = svc.settings.access_token_ttl
-    access, _ = svc.store.tokens.issue_access_token(client_id=client.client_id, person_id=person_id,
-                                            grant_id=grant_id, scope=scope, ttl=ttl, family=family,
-                                            auth_time=auth_time, claims=claims)
+    access, record = svc.store.tokens.issue_access_token(
+        client_id=client.client_id, person_id=person_id, grant_id=grant_id, scope=scope, ttl=ttl,
+        family=family, auth_time=auth_time, claims=claims, pairs=pairs)
     response: TokenResponse = {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
                                "scope": scope}
     refresh_scopes = refresh_scopes or scopes
@@ -179,8 +186,12 @@ def _person_tokens(svc: Services, client: ClientRecord, *, person_id: str, grant
         refresh, _ = svc.store.tokens.issue_refresh_token(
             client_id=client.client_id, person_id=person_id, grant_id=grant_id,
             scope=" ".join(refresh_scopes), ttl=svc.settings.refresh_token_ttl, family=family,
-            auth_time=auth_time, claims=claims)
+            auth_time=auth_time, claims=claims, pairs=pairs)
         response["refresh_token"] = refresh
+    reached = effective_pairs(grant, record.pairs, scope)
+    if reached:  # RFC 9396 §7
+        names = unique_names(svc.store.registrations.list(person_id))
+        response["authorization_details"] = granted_details(reached, names)
     if OPENID in scopes:
         response["id_token"] = issue_id_token(svc, client, person_id=person_id, nonce=nonce,
                                               auth_time=auth_time, include_auth_time=include_auth_time,

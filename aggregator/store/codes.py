@@ -13,6 +13,7 @@ from typing import Any
 from aggregator.crypto import new_token, token_hash
 from aggregator.store import key_names
 from aggregator.store.base import Repository
+from aggregator.store.grants import Pairs, pairs_from_json, pairs_json
 
 #: RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED"; we use 60 s
 CODE_TTL = 60
@@ -37,6 +38,8 @@ class AuthorizationCode:
     claims: dict[str, Any] = field(default_factory=dict)
     #: whether ``max_age`` was requested (then ``auth_time`` goes into the ID token)
     max_age_requested: bool = False
+    #: the (registration, data scopes) pairs its tokens may reach, as consented for this code
+    pairs: dict[str, frozenset[str]] | None = None
 
     @property
     def family(self) -> str:
@@ -55,12 +58,14 @@ class Redemption:
 class AuthorizationCodeRepository(Repository):
     def issue(self, *, client_id: str, person_id: str, grant_id: str, redirect_uri: str, scope: str,
               code_challenge: str | None, nonce: str | None, auth_time: int | None,
-              claims: dict[str, Any], max_age_requested: bool) -> tuple[str, AuthorizationCode]:
+              claims: dict[str, Any], max_age_requested: bool,
+              pairs: Pairs | None = None) -> tuple[str, AuthorizationCode]:
         code = new_token()
         now = self.now()
         record = AuthorizationCode(token_hash(code), client_id, person_id, grant_id, redirect_uri,
                                    scope, now, now + CODE_TTL, code_challenge, nonce, auth_time,
-                                   claims, max_age_requested)
+                                   claims, max_age_requested,
+                                   dict(pairs) if pairs is not None else None)
         key = key_names.authorization_code(record.code_hash)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={
@@ -70,6 +75,7 @@ class AuthorizationCodeRepository(Repository):
             "nonce": nonce or "", "auth_time": auth_time or "",
             "claims": json.dumps(claims, separators=(",", ":")),
             "max_age_requested": int(max_age_requested),
+            "pairs": pairs_json(pairs),
         })
         pipe.expire(key, REPLAY_WINDOW)
         pipe.execute()
@@ -114,4 +120,5 @@ class AuthorizationCodeRepository(Repository):
             auth_time=int(data["auth_time"]) if data.get("auth_time") else None,
             claims=json.loads(data.get("claims") or "{}"),
             max_age_requested=data.get("max_age_requested") == "1",
+            pairs=pairs_from_json(data.get("pairs")),
         )

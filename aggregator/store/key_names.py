@@ -70,8 +70,17 @@ def grant(person_id: str, grant_id: str) -> str:
     return f"grant:{person_tag(person_id)}:{grant_id}"
 
 
-def grant_registrations(person_id: str, grant_id: str) -> str:
+def grant_pairs(person_id: str, grant_id: str) -> str:
+    """Hash: registration id -> the data scopes granted for it (space separated)."""
+    return f"grant-pairs:{person_tag(person_id)}:{grant_id}"
+
+
+def legacy_grant_registrations(person_id: str, grant_id: str) -> str:
+    """Before schema 2: the set of registration ids a grant covered (migrated to grant_pairs)."""
     return f"grant-regs:{person_tag(person_id)}:{grant_id}"
+
+
+SCHEMA_VERSION = "schema-version"
 
 
 def grants(person_id: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from aggregator.crypto import new_token, token_hash
 from aggregator.store import key_names
 from aggregator.store.base import Repository
+from aggregator.store.grants import Pairs, pairs_from_json, pairs_json
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class _TokenRecord:
     auth_time: int | None = None
     #: the OIDC ``claims`` request the grant was given with (``{"userinfo": {...}, ...}``)
     claims: dict[str, Any] = field(default_factory=dict)
+    #: the (registration, data scopes) pairs this token may reach at most, fixed when its
+    #: authorization was consented (None: a token from before pairs, bounded by its grant alone)
+    pairs: dict[str, frozenset[str]] | None = None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -77,26 +81,28 @@ class TokenRepository(Repository):
 
     def issue_access_token(self, *, client_id: str, person_id: str | None, grant_id: str | None,
                            scope: str, ttl: int, family: str | None = None,
-                           auth_time: int | None = None,
-                           claims: dict[str, Any] | None = None) -> tuple[str, AccessTokenRecord]:
+                           auth_time: int | None = None, claims: dict[str, Any] | None = None,
+                           pairs: Pairs | None = None) -> tuple[str, AccessTokenRecord]:
         """A new access token; returns the value (handed out once) and its record."""
         return self._issue(AccessTokenRecord, key_names.access_token, client_id, person_id, grant_id,
-                           scope, ttl, family, auth_time, claims)
+                           scope, ttl, family, auth_time, claims, pairs)
 
     def issue_refresh_token(self, *, client_id: str, person_id: str, grant_id: str, scope: str,
                             ttl: int, family: str | None = None, auth_time: int | None = None,
-                            claims: dict[str, Any] | None = None) -> tuple[str, RefreshTokenRecord]:
+                            claims: dict[str, Any] | None = None,
+                            pairs: Pairs | None = None) -> tuple[str, RefreshTokenRecord]:
         """A new refresh token; returns the value (handed out once) and its record."""
         return self._issue(RefreshTokenRecord, key_names.refresh_token, client_id, person_id, grant_id,
-                           scope, ttl, family, auth_time, claims)
+                           scope, ttl, family, auth_time, claims, pairs)
 
     def _issue(self, cls: type, key_for: Any, client_id: str, person_id: str | None,
                grant_id: str | None, scope: str, ttl: int, family: str | None,
-               auth_time: int | None, claims: dict[str, Any] | None) -> Any:
+               auth_time: int | None, claims: dict[str, Any] | None, pairs: Pairs | None) -> Any:
         token = new_token()
         now = self.now()
         record = cls(token_hash(token), client_id, person_id, grant_id, scope, now, now + ttl,
-                     "Bearer", family, auth_time, claims or {})
+                     "Bearer", family, auth_time, claims or {},
+                     dict(pairs) if pairs is not None else None)
         self._write(key_for(record.token_hash), record)
         return token, record
 
@@ -116,6 +122,7 @@ class TokenRepository(Repository):
             "family": record.family or "",
             "auth_time": record.auth_time or "",
             "claims": json.dumps(record.claims, separators=(",", ":")),
+            "pairs": pairs_json(record.pairs),
         }
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl)
@@ -186,6 +193,7 @@ class TokenRepository(Repository):
             "family": data.get("family") or None,
             "auth_time": int(data["auth_time"]) if data.get("auth_time") else None,
             "claims": json.loads(data.get("claims") or "{}"),
+            "pairs": pairs_from_json(data.get("pairs")),
         }
         if cls is RefreshTokenRecord:
             values["rotated_at"] = int(data["rotated_at"]) if data.get("rotated_at") else None

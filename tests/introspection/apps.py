@@ -10,6 +10,7 @@ from aggregator.oauth.clients import register_client
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.grants import Grant
+from aggregator.upstream.contract import DATA_SCOPES
 
 DATA = "accounts:read balances:read transactions:read"
 
@@ -48,7 +49,9 @@ def register_app(svc: Services, name: str, *, resource_server_for: tuple[str, ..
 def grant_to(svc: Services, app: App, person_id: str, registration_ids, *,
              scope: str = f"openid {DATA}") -> Grant:
     """The person's consent to ``app`` for ``registration_ids`` (as the consent page stores it)."""
-    return svc.store.grants.create(app.client_id, person_id, scope.split(), set(registration_ids))
+    data = frozenset(scope.split()) & DATA_SCOPES
+    return svc.store.grants.create(app.client_id, person_id, scope.split(),
+                                   {rid: data for rid in registration_ids})
 
 
 def access_token(svc: Services, app: App, grant: Grant | None, *, ttl: int = 600,
@@ -60,6 +63,7 @@ def access_token(svc: Services, app: App, grant: Grant | None, *, ttl: int = 600
         grant_id=grant.id if grant else None,
         scope=scope or (grant.scope if grant else DATA),
         ttl=ttl,
+        pairs=grant.pairs if grant else None,
     )
     return token
 

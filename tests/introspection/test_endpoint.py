@@ -7,12 +7,12 @@ import time
 import requests
 from joserfc import jwt
 
-from tests.introspection.apps import access_token, grant_to, granted, register_app
+from tests.introspection.apps import DATA, access_token, grant_to, granted, register_app
 from tests.introspection.crowd import at_once
 from tests.introspection.upstream import link
 
 RFC7662_MEMBERS = ["active", "scope", "client_id", "sub", "exp", "iat", "iss", "token_type",
-                   "grant_id", "institutions"]
+                   "grant_id", "authorization_details", "institutions"]
 
 
 def test_a_person_registers_two_banks_and_the_grapher_gets_both(server, person, banks):
@@ -36,6 +36,9 @@ def test_a_person_registers_two_banks_and_the_grapher_gets_both(server, person, 
     assert body["token_type"] == "Bearer"
     assert body["exp"] > body["iat"]
     assert list(body["institutions"]) == ["Bank of Astoria", "Monami Card"]
+    assert body["authorization_details"] == [  # RFC 9396 §9.1: what the token was granted
+        {"type": "account_information", "actions": sorted(DATA.split()), "registration_id": record.id,
+         "name": record.institution_name} for record in (astoria, monami)]
     for record, entry in zip([astoria, monami], body["institutions"].values(), strict=True):
         assert list(entry) == ["endpoint", "access_token", "token_type", "expires_at", "provider",
                                "registration_id", "status"]

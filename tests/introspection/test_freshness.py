@@ -19,6 +19,11 @@ def fresh_tokens(server) -> FreshTokens:
     return server.services.fresh_tokens
 
 
+def collect(server, person_id: str, records) -> dict:
+    """Outcomes for ``records``, each wanted for all data scopes."""
+    return fresh_tokens(server).collect(person_id, [(record, SCOPES) for record in records])
+
+
 def accounts(record, outcome) -> requests.Response:
     return requests.get(f"{record.endpoint}/accounts", timeout=5,
                         headers={"Authorization": f"Bearer {outcome.token.access_token}"})
@@ -28,8 +33,8 @@ def test_a_refreshed_token_works_at_the_bank_and_is_reused_while_fresh(server, p
     bank = banks()
     record = link(server.services, person.id, bank)
 
-    first = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
-    again = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    first = collect(server, person.id, [record])[record.id]
+    again = collect(server, person.id, [record])[record.id]
 
     assert first.status == "ok"
     assert accounts(record, first).status_code == 200
@@ -42,8 +47,8 @@ def test_a_token_about_to_expire_is_refreshed(server, person, banks):
     bank = banks(access_token_ttl=30)  # shorter than the 60 s freshness the AS promises
     record = link(server.services, person.id, bank)
 
-    first = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
-    second = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    first = collect(server, person.id, [record])[record.id]
+    second = collect(server, person.id, [record])[record.id]
 
     assert bank.refreshes == 2
     assert second.token.access_token != first.token.access_token
@@ -52,7 +57,7 @@ def test_a_token_about_to_expire_is_refreshed(server, person, banks):
 
 def test_cached_tokens_are_encrypted_at_rest(server, person, banks):
     record = link(server.services, person.id, banks())
-    outcome = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    outcome = collect(server, person.id, [record])[record.id]
 
     client = server.services.store.redis
     for key in client.scan_iter("*"):
@@ -66,7 +71,7 @@ def test_refreshes_of_different_banks_run_concurrently(server, person, banks):
     records = [link(server.services, person.id, astoria), link(server.services, person.id, monami)]
 
     started = time.monotonic()
-    outcomes = fresh_tokens(server).collect(person.id, records, SCOPES)
+    outcomes = collect(server, person.id, records)
     elapsed = time.monotonic() - started
 
     assert {o.status for o in outcomes.values()} == {"ok"}
@@ -77,7 +82,7 @@ def test_many_concurrent_requests_cause_one_upstream_refresh(server, person, ban
     bank = banks(latency_ms=200)
     record = link(server.services, person.id, bank)
 
-    results = at_once(20, lambda: fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id])
+    results = at_once(20, lambda: collect(server, person.id, [record])[record.id])
 
     assert bank.refreshes == 1
     assert {r.status for r in results} == {"ok"}
@@ -89,7 +94,7 @@ def test_a_failing_bank_marks_its_entry_and_spares_the_others(server, person, ba
     bad_bank = banks("Monami Card", fail=True)
     bad = link(server.services, person.id, bad_bank)
 
-    outcomes = fresh_tokens(server).collect(person.id, [good, bad], SCOPES)
+    outcomes = collect(server, person.id, [good, bad])
 
     assert outcomes[good.id].status == "ok"
     assert outcomes[bad.id].status == "error"
@@ -104,7 +109,7 @@ def test_a_hanging_bank_times_out_while_the_others_are_returned(server, person, 
     hung = link(server.services, person.id, banks("Monami Card", latency_ms=5000))
 
     started = time.monotonic()
-    outcomes = fresh_tokens(server).collect(person.id, [good, hung], SCOPES)
+    outcomes = collect(server, person.id, [good, hung])
     elapsed = time.monotonic() - started
 
     assert outcomes[good.id].status == "ok"
@@ -118,9 +123,9 @@ def test_a_refused_grant_needs_the_person_and_is_not_retried(server, person, ban
     record = link(server.services, person.id, bank)
     bank.revoke_all()
 
-    first = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    first = collect(server, person.id, [record])[record.id]
     stored = server.services.store.registrations.get(person.id, record.id)
-    second = fresh_tokens(server).collect(person.id, [stored], SCOPES)[record.id]
+    second = collect(server, person.id, [stored])[record.id]
 
     assert first.status == "reauth_required"
     assert stored.status == "reauth_required"
@@ -132,7 +137,7 @@ def test_waiters_share_the_holders_failure_instead_of_retrying(server, person, b
     bank = banks(latency_ms=200, fail=True)
     record = link(server.services, person.id, bank)
 
-    results = at_once(10, lambda: fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id])
+    results = at_once(10, lambda: collect(server, person.id, [record])[record.id])
 
     assert bank.refreshes == 1
     assert {r.status for r in results} == {"error"}
@@ -151,10 +156,10 @@ def test_a_rotated_refresh_token_survives_a_crash_before_the_response(server, pe
 
     # The worker refreshes (the bank rotates the refresh token), persists, and dies.
     monkeypatch.setattr(registrations, "store_refreshed", persist_then_crash)
-    crashed = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    crashed = collect(server, person.id, [record])[record.id]
     monkeypatch.undo()
 
-    after = fresh_tokens(server).collect(person.id, [record], SCOPES)[record.id]
+    after = collect(server, person.id, [record])[record.id]
 
     assert crashed.status == "error"
     assert after.status == "ok"
@@ -172,7 +177,7 @@ def test_a_removed_holder_lease_lets_the_next_request_refresh(server, person, ba
     tokens.locks.keeper.drop(abandoned)  # as if its process had died: nobody extends it
     server.services.store.redis.pexpire(key_names.registration_lock(person.id, record.id), 300)
 
-    outcome = tokens.collect(person.id, [record], SCOPES)[record.id]
+    outcome = tokens.collect(person.id, [(record, SCOPES)])[record.id]
 
     assert outcome.status == "ok"
     assert bank.refreshes == 1
@@ -185,7 +190,7 @@ def test_registrations_that_need_the_person_are_not_sent_upstream(server, person
     store.set_status(expired, "expired", "The consent ended on 1 May.")
     expired = store.get(person.id, expired.id)
 
-    outcome = fresh_tokens(server).collect(person.id, [expired], SCOPES)[expired.id]
+    outcome = collect(server, person.id, [expired])[expired.id]
 
     assert (outcome.status, outcome.error) == ("expired", "The consent ended on 1 May.")
     assert bank.refreshes == 0

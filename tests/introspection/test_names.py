@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.introspection.names import unique_names
+from aggregator.registry.names import unique_names
 from aggregator.store.registrations import RegistrationRecord
 
 

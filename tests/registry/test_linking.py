@@ -158,7 +158,7 @@ def test_removal_revokes_upstream_and_leaves_every_grant(server, person, sandbox
     store = server.services.store
     refresh_token = store.registrations.secrets(astoria)["refresh_token"]
     grant = store.grants.create("some-app", astoria.person_id, ["accounts:read"],
-                                {astoria.id, monami.id})
+                                {astoria.id: {"accounts:read"}, monami.id: {"accounts:read"}})
 
     response = person.post_form("/connections/remove", {"registration": astoria.id},
                                 form_page="/connections")
