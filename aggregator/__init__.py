@@ -18,6 +18,7 @@ from aggregator.services import EXTENSION, Services
 from aggregator.sessions import RedisSessionInterface
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
+from aggregator.store.migrations import migrate
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.upstream.contract import PluginContext
 from aggregator.upstream.http import UpstreamHTTP
@@ -42,6 +43,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     store = Store.connect(settings.redis_url, keyring)
     signing_keys = SigningKeys(store.signing_keys)
     try:
+        migrate(store.redis)  # stored records in this code's schema (one GET when they are)
         signing_keys.ensure()
     except redis.RedisError as exc:
         # the URL may carry a password: name only the host

@@ -50,6 +50,18 @@ def run_command() -> None:
     sys.exit(run())
 
 
+@main.command("migrate")
+@with_appcontext
+def migrate_command() -> None:
+    """Bring stored records to this version's schema (also done at every start; idempotent)."""
+    from aggregator.store.migrations import SCHEMA, migrate, schema_version
+
+    store = services().store
+    report = migrate(store.redis)  # the app's start has usually done it already
+    click.echo(json.dumps({"schema": schema_version(store.redis), "expected": SCHEMA,
+                           "grants_rewritten": report.grants}))
+
+
 # ---------------------------------------------------------------- people
 
 
