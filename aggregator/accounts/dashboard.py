@@ -4,24 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregator.oauth.consent import scope_lines
+from aggregator.oauth.scopes import DESCRIPTIONS, SCOPES_SUPPORTED
+from aggregator.registry.names import order, unique_names
 from aggregator.services import services
 from aggregator.store.people import PersonRecord
+from aggregator.upstream.contract import DATA_SCOPES
 
 
 def dashboard_context(person: PersonRecord) -> dict[str, Any]:
     from aggregator.introspection.audit import recent_activity
-    from aggregator.oauth.app_access import revoke_url
+    from aggregator.oauth.app_access import edit_url, revoke_url
 
     store = services().store
     registrations = store.registrations.list(person.id)
-    names = {r.id: r.institution_name for r in registrations}
+    names = unique_names(registrations)
     grants = []
     for grant in store.grants.for_person(person.id):
         client = store.clients.get(grant.client_id)
         grants.append({
             "grant": grant,
             "client_name": client.display_name if client else None,
-            "institutions": sorted(names.get(rid, "?") for rid in grant.registration_ids),
+            # per institution, what the app may read there, each a box the person can untick
+            "institutions": [
+                {"name": names[record.id], "provider": record.provider,
+                 "kinds": [{"value": f"{record.id} {scope}", "label": DESCRIPTIONS[scope]}
+                           for scope in SCOPES_SUPPORTED if scope in grant.pairs[record.id]]}
+                for record in sorted(registrations, key=order) if record.id in grant.registration_ids
+            ],
+            "identity": scope_lines(s for s in grant.scopes if s not in DATA_SCOPES),
+            "edit_url": edit_url(grant.id),
             "revoke_url": revoke_url(grant.id),
         })
     notices = [

@@ -31,12 +31,26 @@ def record_release(
     return event
 
 
+def record_edit(client_id: str, client_name: str, person_id: str, detail: str) -> AuditEvent:
+    """Log that the person changed what ``client_id`` may read (``detail``: plain words)."""
+    event = AuditEvent(
+        at=int(time.time()), client_id=client_id, client_name=client_name, person_id=person_id,
+        registrations=(), request_id=getattr(g, "request_id", None) if has_request_context() else None,
+        kind="consent_edited", detail=detail,
+    )
+    services().store.audit.append(event)
+    return event
+
+
 def describe(event: AuditEvent) -> str:
     """"Grapher read Bank of Astoria and Monami Card at 2026-11-22 10:31 UTC"."""
+    when = datetime.fromtimestamp(event.at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    app = event.client_name or event.client_id
+    if event.kind == "consent_edited":
+        return f"You changed what {app} can read ({event.detail}) at {when}"
     names = [name for _, name in event.registrations]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    when = datetime.fromtimestamp(event.at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"{event.client_name or event.client_id} read {listed} at {when}"
+    return f"{app} read {listed} at {when}"
 
 
 def recent_activity(person_id: str, limit: int = 20) -> list[str]:

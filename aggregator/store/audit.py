@@ -20,7 +20,8 @@ GLOBAL_CAP = 10_000
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One release of upstream tokens to an app."""
+    """One release of upstream tokens to an app (``kind`` release), or the person's change to
+    what an app may read (``kind`` consent_edited, with ``detail`` in plain words)."""
 
     at: int
     client_id: str
@@ -31,6 +32,8 @@ class AuditEvent:
     request_id: str | None = None
     #: the stream entry id (empty before the event is stored)
     id: str = ""
+    kind: str = "release"
+    detail: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -41,6 +44,8 @@ class AuditEvent:
             "person_id": self.person_id,
             "registrations": [{"id": rid, "institution": name} for rid, name in self.registrations],
             "request_id": self.request_id,
+            "kind": self.kind,
+            "detail": self.detail,
         }
 
 
@@ -56,6 +61,8 @@ class AuditRepository(Repository):
             "registrations": json.dumps([list(pair) for pair in event.registrations],
                                         separators=(",", ":")),
             "request_id": event.request_id or "",
+            "kind": event.kind,
+            "detail": event.detail,
         }
         # Two slots (the person's and the global one), so no MULTI: one round trip, no atomicity
         # needed between two independent logs.
@@ -87,4 +94,6 @@ class AuditRepository(Repository):
             registrations=tuple((rid, name) for rid, name in pairs),
             request_id=data.get("request_id") or None,
             id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            kind=data.get("kind") or "release",
+            detail=data.get("detail", ""),
         )

@@ -8,6 +8,7 @@ balances and Nat shares both. Monami's transactions must stay out of the Grapher
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -148,3 +149,50 @@ def test_the_username_is_released_only_after_a_page_named_it(server, nat):
                                code_verifier=verifier)
     assert client.get(f"{server.url}/userinfo").json()["preferred_username"] == "nat"
     assert id_token_claims(server, named["id_token"])["preferred_username"] == "nat"
+
+
+def dashboard_form(agent: PersonAgent, app_name: str) -> tuple[str, list[str]]:
+    """(action, ticked ``keep`` values) of the dashboard's form for one app."""
+    page = agent.http.get(agent.url("/"))
+    section = page.text.split(f"<strong>{app_name}</strong>", 1)[1].split("</li>", 1)[0]
+    action = re.search(r'<form method="post" action="([^"]+/edit)"', section)
+    assert action, section
+    return action.group(1), re.findall(r'name="keep" value="([^"]+)" checked', section)
+
+
+def test_the_person_narrows_what_an_app_reads_from_the_dashboard(server, nat):
+    ids = registration_ids(server)
+    app = make_app(server)
+    client = grapher_client(app, FIRST)
+    url, verifier = authorize(server, client)
+    answer = decide(nat, walk(nat, url))  # first consent: both institutions ticked
+    tokens = client.fetch_token(f"{server.url}/token", authorization_response=answer.headers["Location"],
+                                code_verifier=verifier)
+    grapher = App(server, app.info)
+    assert set(introspect(grapher, tokens["introspection_endpoint"], tokens["access_token"])
+               ["institutions"]) == {"Bank of Astoria", "Monami Card"}
+
+    action, kept = dashboard_form(nat, "Grapher")
+    assert sorted(kept) == sorted(f"{rid} {scope}" for rid in ids.values()
+                                  for scope in ("accounts:read", "transactions:read"))
+    # untick Monami altogether, and transactions at Astoria
+    keep = [f"{ids['Bank of Astoria']} accounts:read"]
+    edited = nat.post_form(action, {"keep": keep}, form_page="/")
+    assert edited.status_code == 303
+
+    # the very next introspection of the same token sees it: no new token needed
+    body = introspect(grapher, tokens["introspection_endpoint"], tokens["access_token"])
+    assert list(body["institutions"]) == ["Bank of Astoria"]
+    assert body["authorization_details"][0]["actions"] == ["accounts:read"]
+    # and the audit trail says so, in words
+    dashboard = html.unescape(nat.http.get(nat.url("/")).text)
+    assert "You changed what Grapher can read (Monami Card: everything; Bank of Astoria: " \
+           "see your transactions" in dashboard
+
+    # nothing can be added back through the form, nor reach another person's grant
+    widened = nat.post_form(action, {"keep": keep + [f"{ids['Monami Card']} accounts:read"]},
+                            form_page="/")
+    assert widened.status_code == 400
+    mallory = PersonAgent(server.url)
+    mallory.signup("mallory")
+    assert mallory.post_form(action, {"keep": keep}, form_page="/").status_code == 404
