@@ -12,7 +12,7 @@ from aggregator.introspection.audit import record_edit
 from aggregator.oauth.blueprints import pages
 from aggregator.oauth.consent import scope_lines
 from aggregator.oauth.consents import end_grant
-from aggregator.registry.names import unique_names
+from aggregator.registry.names import order, unique_names
 from aggregator.services import services
 from aggregator.store.grants import Grant
 from aggregator.store.people import PersonRecord
@@ -69,11 +69,12 @@ def _removed(registrations, before: Grant, after: Grant) -> list[str]:
     """What an edit took away, in plain words per institution."""
     names = unique_names(registrations)
     removed = []
-    for rid, scopes in before.pairs.items():
-        gone = scopes - after.pairs.get(rid, frozenset())
+    for record in sorted(registrations, key=order):
+        scopes = before.pairs.get(record.id, frozenset())
+        gone = scopes - after.pairs.get(record.id, frozenset())
         if gone:
             what = "everything" if gone == scopes else ", ".join(line.lower() for line in scope_lines(gone))
-            removed.append(f"{names.get(rid, 'a removed institution')}: {what}")
+            removed.append(f"{names[record.id]}: {what}")
     return removed
 
 

@@ -186,8 +186,8 @@ def test_the_person_narrows_what_an_app_reads_from_the_dashboard(server, nat):
     assert body["authorization_details"][0]["actions"] == ["accounts:read"]
     # and the audit trail says so, in words
     dashboard = html.unescape(nat.http.get(nat.url("/")).text)
-    assert "You changed what Grapher can read (Monami Card: everything; Bank of Astoria: " \
-           "see your transactions" in dashboard
+    assert "You changed what Grapher can read (Bank of Astoria: see your transactions: amounts, " \
+           "dates and descriptions; Monami Card: everything)" in dashboard
 
     # nothing can be added back through the form, nor reach another person's grant
     widened = nat.post_form(action, {"keep": keep + [f"{ids['Monami Card']} accounts:read"]},
