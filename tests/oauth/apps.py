@@ -200,9 +200,23 @@ def account_information(*actions: str, institutions: list[str] | None = None) ->
     return detail
 
 
+def granted(registration: RegistrationRecord, *actions: str) -> dict[str, Any]:
+    """An ``authorization_details`` entry of what was granted at one institution (token
+    response, introspection, grant management)."""
+    return {"type": "account_information", "actions": list(actions),
+            "registration_id": registration.id, "name": registration.institution_name}
+
+
 def details(*entries: dict[str, Any]) -> str:
     """The ``authorization_details`` parameter: a JSON array."""
     return json.dumps(list(entries))
+
+
+#: a request by scope and by details together: transactions anywhere, accounts at Astoria too
+TRANSACTIONS_AND_ASTORIA_ACCOUNTS = {
+    "scope": "openid transactions:read",
+    "authorization_details": details(account_information("accounts:read", institutions=["Bank of Astoria"])),
+}
 
 
 def ask(server: LiveAS, app: App, agent: PersonAgent, **params: str) -> tuple[requests.Response, str]:
@@ -212,6 +226,14 @@ def ask(server: LiveAS, app: App, agent: PersonAgent, **params: str) -> tuple[re
     query = {"client_id": app.client_id, "response_type": "code", "redirect_uri": REDIRECT,
              "state": "st-1", "code_challenge": challenge, "code_challenge_method": "S256", **params}
     return walk(agent, authorization_url(server, **query)), verifier
+
+
+def pushed(app: App, **params: str) -> requests.Response:
+    """The app pushes an authorization request (RFC 9126): code flow with PKCE, ``state=st-1``."""
+    _, challenge = pkce()
+    return app.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+                             "state": "st-1", "code_challenge": challenge,
+                             "code_challenge_method": "S256", **params})
 
 
 def allow(app: App, agent: PersonAgent, page: requests.Response, verifier: str,

@@ -15,6 +15,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from tests.oauth.apps import (
     REDIRECT,
+    TRANSACTIONS_AND_ASTORIA_ACCOUNTS,
     account_information,
     allow,
     ask,
@@ -23,21 +24,17 @@ from tests.oauth.apps import (
     consent_form,
     decide,
     details,
+    granted,
     make_app,
     new_key,
     pkce,
+    pushed,
     seed_registration,
     walk,
 )
 
 ACCOUNTS_LINE = "See your accounts: their names, types and numbers"
 TRANSACTIONS_LINE = "See your transactions: amounts, dates and descriptions"
-
-
-def granted(registration, *actions: str) -> dict:
-    """What the token response and introspection say was granted at one institution."""
-    return {"type": "account_information", "actions": list(actions),
-            "registration_id": registration.id, "name": registration.institution_name}
 
 
 def offered(page: requests.Response) -> dict[str, str]:
@@ -57,9 +54,8 @@ def test_discovery_lists_account_information_as_the_only_details_type(server):
     assert oauth["authorization_details_types_supported"] == ["account_information"]
 
 
-def test_an_app_asking_only_in_details_gets_accounts_at_the_ticked_institution(server, nat):
-    astoria = seed_registration(server, nat, "Bank of Astoria")
-    seed_registration(server, nat, "Credit Union of Brill")
+def test_an_app_asking_only_in_details_gets_accounts_at_the_ticked_institution(server, nat, banks):
+    astoria, _ = banks
     app = make_app(server)
 
     page, verifier = ask(server, app, nat, scope="openid",
@@ -82,13 +78,11 @@ def test_an_app_asking_only_in_details_gets_accounts_at_the_ticked_institution(s
     assert "not enabled" in entry["error"]
 
 
-def test_details_and_scope_combine_per_institution(server, nat):
-    astoria = seed_registration(server, nat, "Bank of Astoria")
-    brill = seed_registration(server, nat, "Credit Union of Brill")
+def test_details_and_scope_combine_per_institution(server, nat, banks):
+    astoria, brill = banks
     app = make_app(server)
 
-    page, verifier = ask(server, app, nat, scope="openid transactions:read", authorization_details=details(
-        account_information("accounts:read", institutions=["Bank of Astoria"])))
+    page, verifier = ask(server, app, nat, **TRANSACTIONS_AND_ASTORIA_ACCOUNTS)
     assert offered(page) == {"Bank of Astoria": f"{ACCOUNTS_LINE}; {TRANSACTIONS_LINE}",
                              "Credit Union of Brill": TRANSACTIONS_LINE}
     tokens = allow(app, nat, page, verifier)  # a first consent: both are ticked
@@ -100,9 +94,8 @@ def test_details_and_scope_combine_per_institution(server, nat):
     assert set(tokens["scope"].split()) == {"openid", "accounts:read", "transactions:read"}
 
 
-def test_naming_one_institution_offers_only_that_one(server, nat):
-    seed_registration(server, nat, "Bank of Astoria")
-    brill = seed_registration(server, nat, "Credit Union of Brill")
+def test_naming_one_institution_offers_only_that_one(server, nat, banks):
+    _, brill = banks
     app = make_app(server)
 
     page, verifier = ask(server, app, nat, scope="openid", authorization_details=details(
@@ -128,14 +121,6 @@ MALFORMED = {
                                            "institutions": "Bank of Astoria"}),
     "institutions not strings": details(account_information("accounts:read", institutions=[1, 2])),
 }
-
-
-def pushed(app, **params: str) -> requests.Response:
-    """The app pushes an authorization request (RFC 9126)."""
-    _, challenge = pkce()
-    return app.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
-                             "state": "st-1", "code_challenge": challenge,
-                             "code_challenge_method": "S256", **params})
 
 
 def assert_refused_at_par_and_authorize(server, app, agent, value: str) -> None:
@@ -177,9 +162,8 @@ def test_details_in_a_signed_request_object(server, nat):
     assert at_par.status_code == 400 and at_par.json()["error"] == "invalid_authorization_details"
 
 
-def test_authlib_client_pushes_details_and_reads_them_in_the_token_response(server, nat):
-    astoria = seed_registration(server, nat, "Bank of Astoria")
-    brill = seed_registration(server, nat, "Credit Union of Brill")
+def test_authlib_client_pushes_details_and_reads_them_in_the_token_response(server, nat, banks):
+    astoria, brill = banks
     app = make_app(server)
     metadata = requests.get(f"{server.url}/.well-known/openid-configuration", timeout=10).json()
     client = OAuth2Session(app.client_id, app.secret, token_endpoint_auth_method="client_secret_basic",
