@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -179,6 +180,71 @@ def response_params(response: requests.Response) -> dict[str, str]:
     parts = urlsplit(response.headers["Location"])
     source = parts.fragment or parts.query
     return {key: values[0] for key, values in parse_qs(source).items()}
+
+
+def assert_error_redirect(response: requests.Response, server: LiveAS, error: str, state: str = "st-1",
+                          target: str = REDIRECT) -> dict[str, str]:
+    """An error sent back to the app's redirect URI, with ``state`` and ``iss`` (RFC 9207)."""
+    assert response.headers["Location"].startswith(target), response.headers["Location"]
+    params = response_params(response)
+    assert params["error"] == error, params
+    assert params["state"] == state and params["iss"] == server.url
+    return params
+
+
+def account_information(*actions: str, institutions: list[str] | None = None) -> dict[str, Any]:
+    """One RFC 9396 ``account_information`` detail."""
+    detail: dict[str, Any] = {"type": "account_information", "actions": list(actions)}
+    if institutions is not None:
+        detail["institutions"] = institutions
+    return detail
+
+
+def granted(registration: RegistrationRecord, *actions: str) -> dict[str, Any]:
+    """An ``authorization_details`` entry of what was granted at one institution (token
+    response, introspection, grant management)."""
+    return {"type": "account_information", "actions": list(actions),
+            "registration_id": registration.id, "name": registration.institution_name}
+
+
+def details(*entries: dict[str, Any]) -> str:
+    """The ``authorization_details`` parameter: a JSON array."""
+    return json.dumps(list(entries))
+
+
+#: a request by scope and by details together: transactions anywhere, accounts at Astoria too
+TRANSACTIONS_AND_ASTORIA_ACCOUNTS = {
+    "scope": "openid transactions:read",
+    "authorization_details": details(account_information("accounts:read", institutions=["Bank of Astoria"])),
+}
+
+
+def ask(server: LiveAS, app: App, agent: PersonAgent, **params: str) -> tuple[requests.Response, str]:
+    """The app sends the person to ``/authorize`` (code flow with PKCE, ``state=st-1``);
+    returns where the person ends up (a page or a redirect to the app) and the PKCE verifier."""
+    verifier, challenge = pkce()
+    query = {"client_id": app.client_id, "response_type": "code", "redirect_uri": REDIRECT,
+             "state": "st-1", "code_challenge": challenge, "code_challenge_method": "S256", **params}
+    return walk(agent, authorization_url(server, **query)), verifier
+
+
+def pushed(app: App, **params: str) -> requests.Response:
+    """The app pushes an authorization request (RFC 9126): code flow with PKCE, ``state=st-1``."""
+    _, challenge = pkce()
+    return app.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+                             "state": "st-1", "code_challenge": challenge,
+                             "code_challenge_method": "S256", **params})
+
+
+def allow(app: App, agent: PersonAgent, page: requests.Response, verifier: str,
+          registrations: list[str] | None = None) -> dict[str, Any]:
+    """The person allows on the consent page (ticking ``registrations``, or as the page ticks
+    them) and the app exchanges the code; returns the token response."""
+    assert page.status_code == 200 and 'name="decision"' in page.text, (page.status_code, page.text[:500])
+    params = response_params(decide(agent, page, registrations=registrations))
+    response = exchange(app, params["code"], verifier)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def code_flow(server: LiveAS, app: App, agent: PersonAgent, *, scope: str = f"openid {DATA}",

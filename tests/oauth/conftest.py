@@ -1,11 +1,11 @@
-"""Fixtures: an AS open for registration, and Nat, a person signed up at it."""
+"""Fixtures: an AS open for registration, Nat, a person signed up at it, and Nat's banks."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.fixtures.aggregator import LiveAS, PersonAgent
-from tests.oauth.apps import INITIAL_ACCESS_TOKEN, signed_up
+from tests.oauth.apps import INITIAL_ACCESS_TOKEN, seed_registration, signed_up
 
 
 @pytest.fixture
@@ -17,3 +17,10 @@ def server(make_as) -> LiveAS:
 def nat(server) -> PersonAgent:
     """Nat, signed up and logged in at the AS."""
     return signed_up(server, "nat")
+
+
+@pytest.fixture
+def banks(server, nat):
+    """Nat's two institutions: Bank of Astoria and Credit Union of Brill."""
+    return (seed_registration(server, nat, "Bank of Astoria"),
+            seed_registration(server, nat, "Credit Union of Brill"))

@@ -16,6 +16,7 @@ from tests.oauth.apps import (
     DATA,
     INITIAL_ACCESS_TOKEN,
     REDIRECT,
+    assert_error_redirect,
     authorization_url,
     code_flow,
     decide,
@@ -28,15 +29,6 @@ from tests.oauth.apps import (
     signed_up,
     walk,
 )
-
-
-def assert_error_redirect(response: requests.Response, server, error: str, state: str = "st-1",
-                          target: str = REDIRECT) -> dict[str, str]:
-    assert response.headers["Location"].startswith(target), response.headers["Location"]
-    params = response_params(response)
-    assert params["error"] == error, params
-    assert params["state"] == state and params["iss"] == server.url
-    return params
 
 
 def assert_shown_not_redirected(response: requests.Response, error: str) -> None:
