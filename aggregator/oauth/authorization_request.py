@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aggregator.errors import (
-    GrantNotFound,
     InvalidAuthorizationDetails,
     InvalidRequest,
     InvalidScope,
@@ -181,8 +180,6 @@ def _grant_management(params: dict[str, str]) -> tuple[str | None, str | None]:
         raise InvalidRequest(f"grant_management_action={action} needs a grant_id.")
     if grant_id is not None and action not in ("merge", "replace"):
         raise InvalidRequest("Send grant_id with grant_management_action merge or replace.")
-    if grant_id is not None and len(grant_id) > 100:
-        raise GrantNotFound("The grant_id is unknown, or not this app's grant from you.")
     return action, grant_id
 
 

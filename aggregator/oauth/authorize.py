@@ -264,6 +264,8 @@ def _consent_page(svc: Services, client: ClientRecord, pending: Pending, consent
         scopes=scope_lines(authorization.all_scopes),
         claims=claim_lines(consent.claims),
         wants_data=consent.wants_data,
+        connected=bool(consent.registrations),
+        named=sorted(frozenset().union(*(ask.institutions or () for ask in authorization.data_asks))),
         groups=institution_groups(_offered(consent)),
         names=consent.names,
         asked={rid: scope_lines(scopes) for rid, scopes in consent.asked.items()},

@@ -118,7 +118,8 @@ def target_grant(svc: Services, client: ClientRecord, person: PersonRecord,
     if action == "create":
         return None
     if action in ("merge", "replace"):
-        grant = svc.store.grants.get(authorization.grant_id or "")
+        grant_id = authorization.grant_id or ""
+        grant = svc.store.grants.get(grant_id) if len(grant_id) <= 100 else None
         if grant is None or grant.client_id != client.client_id or grant.person_id != person.id:
             raise GrantNotFound("The grant_id is unknown, or not this app's grant from you.")
         return grant

@@ -189,3 +189,14 @@ def test_authlib_client_pushes_details_and_reads_them_in_the_token_response(serv
     assert token["authorization_details"] == [granted(brill, "accounts:read", "transactions:read")]
     assert astoria.id not in json.dumps(token["authorization_details"])
     assert set(token["scope"].split()) == {"openid", "accounts:read", "transactions:read"}
+
+
+def test_naming_only_institutions_the_person_lacks_says_so(server, nat):
+    seed_registration(server, nat, "Bank of Astoria")
+    app = make_app(server)
+    page, _ = ask(server, app, nat, scope="openid", authorization_details=details(
+        account_information("accounts:read", institutions=["Nowhere Bank"])))
+    text = " ".join(html.unescape(page.text).split())
+    assert "asks only about Nowhere Bank, which you have not connected here" in text
+    assert "You have not connected any institution yet" not in text
+    assert 'name="registration"' not in page.text
