@@ -22,12 +22,10 @@ from marshmallow import Schema
 
 from aggregator.registry.linking import FULL_SCOPE_KEY
 from aggregator.services import Services
-from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.store.registrations import RegistrationRecord
 from aggregator.testing.servers import serve_wsgi
 from aggregator.upstream.contract import (
     InvalidLinkOptions,
-    PluginContext,
     ReauthRequired,
     TokenResult,
     UpstreamPlugin,
@@ -159,17 +157,8 @@ class FakeBankPlugin(UpstreamPlugin):
         return None
 
 
-def install_plugin(svc: Services) -> FakeBankPlugin:
-    """Enable the plugin in a running AS (configuration, as AGGREGATOR_PLUGINS would)."""
-    context = PluginContext(
-        issuer=svc.settings.issuer,
-        callback_url=f"{svc.settings.issuer}/connections/callback/fakebank",
-        cache=RedisPluginCache(svc.store.redis, svc.keyring, "fakebank"),
-        http_timeout=svc.settings.upstream_timeout,
-    )
-    plugin = FakeBankPlugin({}, context)
-    svc.plugins["fakebank"] = plugin
-    return plugin
+#: ``make_as(plugins=PLUGINS)``: the AS with the fake-bank plugin enabled
+PLUGINS = {"fakebank": lambda context: FakeBankPlugin({}, context)}
 
 
 def link(svc: Services, person_id: str, bank: FakeBank, *, name: str | None = None,
