@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from aggregator.signing import SigningKeys
 from aggregator.store import Store
 from aggregator.store.migrations import migrate
 from aggregator.store.plugin_cache import RedisPluginCache
-from aggregator.upstream.contract import PluginContext
+from aggregator.upstream.contract import PluginContext, UpstreamPlugin
 from aggregator.upstream.http import UpstreamHTTP
 from aggregator.upstream.loader import load_plugins
 from config import ConfigError, Settings, load_settings
@@ -28,8 +28,17 @@ from config import ConfigError, Settings, load_settings
 __all__ = ["create_app"]
 
 
-def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
-    """Build the AS. ``config`` is Settings, an environment-like mapping, or None (os.environ)."""
+def create_app(
+    config: Settings | Mapping[str, str] | None = None,
+    *,
+    plugins: Mapping[str, Callable[[PluginContext], UpstreamPlugin]] | None = None,
+) -> Flask:
+    """Build the AS. ``config`` is Settings, an environment-like mapping, or None (os.environ).
+
+    ``plugins`` adds plugins to (or replaces same-named ones from) ``AGGREGATOR_PLUGINS``: name ->
+    a factory given the PluginContext the AS builds for that name, e.g. the plugin class itself
+    bound to its configuration. Tests and embedders pass plugins this way instead of by entry point.
+    """
     settings = config if isinstance(config, Settings) else load_settings(config)
     if not settings.redis_url:
         raise ConfigError("REDIS_URL: not set. `make run` starts an embedded Redis and sets it; "
@@ -61,7 +70,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
             http=UpstreamHTTP(settings.upstream_timeout),
         )
 
-    svc.plugins = load_plugins(settings, context_for)
+    svc.plugins = load_plugins(settings, context_for) | {
+        name: build(context_for(name)) for name, build in (plugins or {}).items()
+    }
 
     app.session_interface = RedisSessionInterface(settings, store.sessions)
     init_security(app, settings)

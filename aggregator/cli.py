@@ -78,7 +78,6 @@ def users_create(username: str, password: str) -> None:
     from marshmallow import ValidationError
 
     from aggregator.accounts.forms import SignupForm
-    from aggregator.accounts.passwords import hash_password
     from aggregator.store.people import UsernameTaken
 
     try:
@@ -86,7 +85,8 @@ def users_create(username: str, password: str) -> None:
     except ValidationError as exc:
         raise click.UsageError(json.dumps(exc.messages)) from None
     try:
-        person = services().store.people.create(form["username"], hash_password(form["password"]))
+        person = services().store.people.create(form["username"],
+                                                 services().passwords.hash(form["password"]))
     except UsernameTaken:
         raise click.UsageError(f"username {username!r} is taken") from None
     click.echo(json.dumps({"id": person.id, "username": person.username,

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from flask import current_app
 
+from aggregator.accounts.passwords import Passwords
 from aggregator.crypto import KeyRing
 from aggregator.introspection.freshness import FreshTokens
 from aggregator.introspection.response import RecentInstitutions
@@ -36,6 +37,11 @@ class Services:
     @property
     def issuer(self) -> str:
         return self.settings.issuer
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        """argon2id hashing with the configured profile."""
+        return Passwords(self.settings.password_hashing)
 
     @cached_property
     def endpoints(self) -> Endpoints:

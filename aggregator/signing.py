@@ -31,6 +31,11 @@ def _generate(alg: str) -> SigningKeyRecord:
     return SigningKeyRecord(kid, alg, key.as_dict(private=True), int(time.time()))
 
 
+def generate_key_set() -> list[SigningKeyRecord]:
+    """A new private key per algorithm we sign with (RSA generation makes this slow)."""
+    return [_generate(alg) for alg in ALGORITHMS]
+
+
 class SigningKeys:
     """Facade the provider uses: the current key per algorithm and the public JWKS."""
 
@@ -44,7 +49,7 @@ class SigningKeys:
         """Create the first key set unless one exists (safe with many workers starting)."""
         try:
             if not self.repository.all():
-                self.repository.add_initial([_generate(alg) for alg in ALGORITHMS])
+                self.repository.add_initial(generate_key_set())
             self._reload()
         except DecryptionError:
             raise ConfigError(
@@ -98,7 +103,7 @@ class SigningKeys:
                 record = SigningKeyRecord(record.kid, record.alg, record.jwk, record.created_at, now)
             if record.retired_at + RETIRED_KEY_GRACE > now:
                 kept.append(record)
-        fresh = [_generate(alg) for alg in ALGORITHMS]
+        fresh = generate_key_set()
         self.repository.replace(kept + fresh)
         self._reload()
         return [record.kid for record in fresh]

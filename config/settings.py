@@ -23,6 +23,12 @@ MODES = ("development", "test", "production")
 #: Values shipped for local use (README, `make demo`); production refuses them.
 DEVELOPMENT_SECRETS = frozenset({"demo-initial-access-token"})
 
+#: Password hashing profiles (``aggregator.accounts.passwords``): ``argon2id`` is RFC 9106's
+#: low-memory profile; ``argon2id-minimal`` (one pass over 8 KiB) keeps test suites fast and
+#: is cheap to crack, so production refuses it.
+PASSWORD_HASHING = ("argon2id", "argon2id-minimal")
+PRODUCTION_PASSWORD_HASHING = "argon2id"
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable server; the message says why."""
@@ -100,6 +106,8 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_TRUST_PROXY = fields.Boolean(load_default=False)
     AGGREGATOR_WORKERS = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     AGGREGATOR_THREADS = fields.Integer(load_default=8, validate=validate.Range(1, 256))
+    AGGREGATOR_PASSWORD_HASHING = fields.String(load_default=PRODUCTION_PASSWORD_HASHING,
+                                                validate=validate.OneOf(PASSWORD_HASHING))
 
     @validates_schema
     def _production_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -119,6 +127,10 @@ class EnvironmentSchema(Schema):
             )
         if data.get("AGGREGATOR_INITIAL_ACCESS_TOKEN") in DEVELOPMENT_SECRETS:
             errors["AGGREGATOR_INITIAL_ACCESS_TOKEN"] = "A development value; set a random one."
+        if data["AGGREGATOR_PASSWORD_HASHING"] != PRODUCTION_PASSWORD_HASHING:
+            errors["AGGREGATOR_PASSWORD_HASHING"] = (
+                f"Only {PRODUCTION_PASSWORD_HASHING!r} in production (the others are for tests)."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -148,6 +160,7 @@ class Settings:
     trust_proxy: bool
     workers: int
     threads: int
+    password_hashing: str = PRODUCTION_PASSWORD_HASHING
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -212,5 +225,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trust_proxy=data["AGGREGATOR_TRUST_PROXY"],
         workers=data["AGGREGATOR_WORKERS"],
         threads=data["AGGREGATOR_THREADS"],
+        password_hashing=data["AGGREGATOR_PASSWORD_HASHING"],
         environ=env,
     )

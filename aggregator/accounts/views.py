@@ -15,7 +15,6 @@ from aggregator.accounts.current import (
     safe_next,
 )
 from aggregator.accounts.forms import LoginForm, SignupForm
-from aggregator.accounts.passwords import hash_password, needs_rehash, verify_password
 from aggregator.security import client_ip
 from aggregator.services import services
 from aggregator.store.people import UsernameTaken
@@ -40,7 +39,8 @@ def signup():
         return render_template("signup.html", next=next_url, errors=_errors(exc),
                                username=request.form.get("username", "")), 400
     try:
-        person = services().store.people.create(form["username"], hash_password(form["password"]))
+        person = services().store.people.create(form["username"],
+                                                 services().passwords.hash(form["password"]))
     except UsernameTaken:
         return render_template("signup.html", next=next_url,
                                errors={"username": "That username is taken."},
@@ -66,15 +66,16 @@ def login():
         return render_template("login.html", next=next_url, username=form["username"],
                                error="Too many failed attempts. Wait 15 minutes and try again."), 429
     person = store.people.find_by_username(form["username"])
-    if not verify_password(person.password_hash if person else None, form["password"]):
+    passwords = services().passwords
+    if not passwords.verify(person.password_hash if person else None, form["password"]):
         store.login_throttle.record_failure(form["username"], ip)
         log.info("login failed")
         return render_template("login.html", next=next_url, username=form["username"],
                                error="That username and password do not match."), 401
     assert person is not None
     store.login_throttle.record_success(form["username"])
-    if needs_rehash(person.password_hash):
-        store.people.set_password_hash(person.id, hash_password(form["password"]))
+    if passwords.needs_rehash(person.password_hash):
+        store.people.set_password_hash(person.id, passwords.hash(form["password"]))
     log_in(person)
     log.info("person logged in", extra={"person_id": person.id})
     return redirect(next_url)

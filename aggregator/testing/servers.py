@@ -31,8 +31,9 @@ def serve_wsgi(app, port: int = 0, host: str = "127.0.0.1") -> Iterator[LiveServ
     back to itself or to another live server) do not deadlock.
     """
     server = make_server(host, port, app, threaded=True)
-    # a short poll interval makes shutdown() (once per test server) quick
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+    # shutdown() waits for the loop's next poll: with several servers stopped per test, 10 ms
+    # (not 50) saves seconds per hundred tests for a negligible cost while idle
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
     try:

@@ -1,6 +1,10 @@
 """The whole product on loopback for the browser story: ``python -m aggregator.runner`` (embedded
 Redis, sandbox bank, AS under gunicorn) as a child process, the Grapher on a live server, and
 headless Debian Chromium driven by Playwright.
+
+The runner and Chromium start once per test module (several seconds each); every test gets its
+own Grapher and its own browser profile (a fresh context: no cookies), and signs up its own
+person with a unique username, so tests stay independent without emptying the AS between them.
 """
 
 from __future__ import annotations
@@ -72,8 +76,9 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-@pytest.fixture
-def stack(tmp_path) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    tmp_path = tmp_path_factory.mktemp("stack")
     as_port, bank_port, redis_port = reserve_port(), reserve_port(), reserve_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update({
@@ -100,7 +105,7 @@ def stack(tmp_path) -> Iterator[Stack]:
         yield running
     finally:
         _stop(process)
-        # shown by pytest only when the test failed
+        # shown by pytest only when a test failed
         print(f"--- runner log ({log}) ---\n{log.read_text(errors='replace')[-6000:]}")
 
 
@@ -113,23 +118,31 @@ def grapher(stack: Stack) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture
-def page():
-    """A fresh headless Chromium page (one browser profile: the person's)."""
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, shared by the module's tests (each gets its own context in ``page``)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            yield tab
+            yield chromium
         finally:
-            context.close()
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh headless Chromium page in its own browser context (one profile: the person's)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 class Screenshots:

@@ -17,6 +17,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.issuer == "http://127.0.0.1:8000"
     assert settings.plugins == ("sandbox",)
     assert settings.token_freshness == 60
+    assert settings.password_hashing == "argon2id"
 
 
 def test_issuer_follows_the_port_unless_set():
@@ -34,6 +35,7 @@ def test_issuer_follows_the_port_unless_set():
         ({"AGGREGATOR_ISSUER": "not a url"}, "AGGREGATOR_ISSUER"),
         ({"AGGREGATOR_INITIAL_ACCESS_TOKEN": "short"}, "AGGREGATOR_INITIAL_ACCESS_TOKEN"),
         ({"AGGREGATOR_REQUIRE_PAR": "maybe"}, "AGGREGATOR_REQUIRE_PAR"),
+        ({"AGGREGATOR_PASSWORD_HASHING": "md5"}, "AGGREGATOR_PASSWORD_HASHING"),
     ],
 )
 def test_invalid_values_name_the_variable(environ, named):
@@ -48,6 +50,20 @@ def test_production_refuses_development_shortcuts():
     message = str(caught.value)
     assert "AGGREGATOR_ISSUER" in message and "https" in message
     assert "AGGREGATOR_ENCRYPTION_KEYS" in message
+
+
+def test_production_refuses_test_only_password_hashing():
+    production = {
+        "AGGREGATOR_MODE": "production",
+        "AGGREGATOR_ISSUER": "https://as.example",
+        "AGGREGATOR_ENCRYPTION_KEYS": "k1:" + "A" * 43,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**production, "AGGREGATOR_PASSWORD_HASHING": "argon2id-minimal"})
+    assert "AGGREGATOR_PASSWORD_HASHING" in str(caught.value)
+    assert load_settings(production).password_hashing == "argon2id"
+    for mode in ("development", "test"):
+        assert load_settings({"AGGREGATOR_MODE": mode, "AGGREGATOR_PASSWORD_HASHING": "argon2id-minimal"})
 
 
 def test_production_accepts_https_and_keys():

@@ -10,13 +10,14 @@ import requests
 from aggregator.crypto import DecryptionError, KeyRing, load_key_ring, token_hash
 
 
-def test_signing_keys_are_created_once_and_kept_across_restarts(make_as, tmp_path):
+def test_signing_keys_are_created_once_and_kept_across_restarts(make_as, tmp_path, signing_key_set):
     env = {"AGGREGATOR_DATA_DIR": str(tmp_path / "data")}
-    first = make_as(**env)
+    first = make_as(generate_keys=True, **env)  # an empty Redis: the AS makes its keys
     kids = {key["kid"] for key in first.services.signing_keys.public_jwks()["keys"]}
     algs = {key["alg"] for key in first.services.signing_keys.public_jwks()["keys"]}
     assert {"RS256", "ES256", "PS256"} <= algs
-    second = make_as(**env)  # a restart: same Redis, same data directory
+    assert not kids & {record.kid for record in signing_key_set}, "made now, not the tests' shared set"
+    second = make_as(generate_keys=True, **env)  # a restart: same Redis, same data directory
     assert {key["kid"] for key in second.services.signing_keys.public_jwks()["keys"]} == kids
     assert all("d" not in key for key in second.services.signing_keys.public_jwks()["keys"])
 

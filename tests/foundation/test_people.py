@@ -106,6 +106,27 @@ def test_unknown_user_and_wrong_password_look_the_same(server):
     assert "do not match" in unknown.text and "do not match" in wrong.text
 
 
+def test_passwords_are_hashed_with_the_rfc9106_low_memory_profile(make_as):
+    server = make_as(AGGREGATOR_PASSWORD_HASHING="argon2id")  # the default, as in production
+    PersonAgent(server.url).signup("careful")
+    stored = server.services.store.people.find_by_username("careful").password_hash
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert PersonAgent(server.url).login("careful").status_code == 302
+    assert PersonAgent(server.url).login("careful", "not the password").status_code == 401
+
+
+def test_a_hash_made_with_test_only_parameters_is_upgraded_at_the_next_login(make_as, tmp_path):
+    env = {"AGGREGATOR_DATA_DIR": str(tmp_path / "data")}
+    quick = make_as(AGGREGATOR_PASSWORD_HASHING="argon2id-minimal", **env)
+    PersonAgent(quick.url).signup("moved")
+    assert quick.services.store.people.find_by_username("moved").password_hash.startswith(
+        "$argon2id$v=19$m=8,t=1,p=1$")
+    server = make_as(AGGREGATOR_PASSWORD_HASHING="argon2id", **env)  # same Redis and key ring
+    assert PersonAgent(server.url).login("moved").status_code == 302
+    stored = server.services.store.people.find_by_username("moved").password_hash
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
 def test_logout_needs_csrf_and_ends_the_session(agent):
     agent.signup("leaver")
     assert agent.http.post(agent.url("/logout")).status_code == 400

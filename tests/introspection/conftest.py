@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.store.people import PersonRecord
 from tests.fixtures.aggregator import LiveAS
-from tests.introspection.upstream import FakeBank, install_plugin, running
+from tests.introspection.upstream import PLUGINS, FakeBank, running
 
 
 @pytest.fixture
@@ -29,9 +29,7 @@ def banks() -> Iterator[Callable[..., FakeBank]]:
 @pytest.fixture
 def server(make_as) -> LiveAS:
     """The AS with a one-second upstream timeout and the fake-bank plugin."""
-    live = make_as(AGGREGATOR_UPSTREAM_TIMEOUT="1", AGGREGATOR_TOKEN_FRESHNESS="60")
-    install_plugin(live.services)
-    return live
+    return make_as(AGGREGATOR_UPSTREAM_TIMEOUT="1", AGGREGATOR_TOKEN_FRESHNESS="60", plugins=PLUGINS)
 
 
 @pytest.fixture

@@ -20,23 +20,19 @@ import requests
 from flask import Flask, jsonify, request
 from marshmallow import Schema
 
-from aggregator.registry.notices import RegistryNotices
 from aggregator.services import Services
-from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.store.registrations import RegistrationRecord
 from aggregator.testing.servers import serve_wsgi
 from aggregator.upstream.contract import (
     Institution,
     InvalidLinkOptions,
     LinkedInstitution,
-    PluginContext,
     ReauthRequired,
     TokenResult,
     UpstreamPlugin,
     UpstreamToken,
     UpstreamUnavailable,
 )
-from aggregator.upstream.http import UpstreamHTTP
 
 
 @dataclass
@@ -162,18 +158,8 @@ class FakeBankPlugin(UpstreamPlugin):
         return None
 
 
-def install_plugin(svc: Services) -> FakeBankPlugin:
-    """Enable the plugin in a running AS (configuration, as AGGREGATOR_PLUGINS would)."""
-    context = PluginContext(
-        issuer=svc.settings.issuer,
-        callback_url=f"{svc.settings.issuer}/connections/callback/fakebank",
-        cache=RedisPluginCache(svc.store.redis, svc.keyring, "fakebank"),
-        notices=RegistryNotices(svc.store, "fakebank"),
-        http=UpstreamHTTP(svc.settings.upstream_timeout),
-    )
-    plugin = FakeBankPlugin({}, context)
-    svc.plugins["fakebank"] = plugin
-    return plugin
+#: ``make_as(plugins=PLUGINS)``: the AS with the fake-bank plugin enabled
+PLUGINS = {"fakebank": lambda context: FakeBankPlugin({}, context)}
 
 
 def link(svc: Services, person_id: str, bank: FakeBank, *, name: str | None = None,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +31,12 @@ from aggregator.testing.servers import reserve_port, serve_wsgi
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+@cache
+def shared_signing_key() -> RSAKey:
+    """The providers' ID token key, made once per run (RSA key generation is slow)."""
+    return RSAKey.generate_key(2048, auto_kid=True)
+
+
 @dataclass
 class OpenIDProvider:
     """The provider's state and knobs; ``url`` is its issuer once started."""
@@ -39,7 +46,7 @@ class OpenIDProvider:
     redirect_uri: str
     customer: str = "cust-4821"
     url: str = ""
-    signing_key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, auto_kid=True))
+    signing_key: RSAKey = field(default_factory=shared_signing_key)
     pushed: list[dict[str, str]] = field(default_factory=list)
     assertions: list[dict[str, Any]] = field(default_factory=list)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
