@@ -11,11 +11,11 @@ offer is ``invalid_authorization_details``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aggregator import json_input
 from aggregator.errors import InvalidAuthorizationDetails
 from aggregator.upstream.contract import DATA_SCOPES
 
@@ -60,8 +60,8 @@ def parse(value: str | None) -> tuple[DataAsk, ...]:
     if len(value) > _MAX_JSON:
         raise InvalidAuthorizationDetails("authorization_details is too long.")
     try:
-        details = json.loads(value)
-    except (ValueError, RecursionError):
+        details = json_input.loads(value, max_bytes=_MAX_JSON)
+    except ValueError:
         raise InvalidAuthorizationDetails("authorization_details is not valid JSON.") from None
     if not isinstance(details, list) or not details:
         raise InvalidAuthorizationDetails("authorization_details must be a non-empty JSON array.")

@@ -7,9 +7,9 @@ others (§5.5: "not an error"), and reject a malformed request with ``invalid_re
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from aggregator import json_input
 from aggregator.errors import InvalidRequest
 
 #: claims that appear in our ID tokens and userinfo responses
@@ -28,7 +28,7 @@ def parse_claims(value: str | dict | None) -> dict[str, dict[str, Any]]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_input.loads(value, max_bytes=8192)
         except ValueError:
             raise InvalidRequest("The claims parameter is not valid JSON.") from None
     if not isinstance(value, dict):

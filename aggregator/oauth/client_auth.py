@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -18,8 +17,10 @@ from flask import request
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from aggregator import json_input
 from aggregator.crypto import constant_time_equals, token_hash
 from aggregator.errors import InvalidClient, InvalidRequest
+from aggregator.json_input import check_compact_jws
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
 from aggregator.services import services
 from aggregator.store.clients import ClientRecord
@@ -107,7 +108,8 @@ def _basic(encoded: str) -> tuple[str, str]:
 def _assertion_subject(assertion: str, client_id: str | None) -> str:
     """The client an assertion claims to be (verified later); must agree with ``client_id``."""
     try:  # read, not verified: verification needs the client's keys, found by this sub
-        subject = json.loads(jws.extract_compact(assertion.encode()).payload)["sub"]
+        check_compact_jws(assertion)
+        subject = json_input.loads(jws.extract_compact(assertion.encode()).payload)["sub"]
     except (JoseError, ValueError, KeyError, TypeError):
         raise InvalidClient("The client assertion is not a JWT with a sub claim.") from None
     if not isinstance(subject, str) or not subject:

@@ -19,6 +19,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.errors import ProtocolError
+from aggregator.json_input import JSONRefused, check_compact_jws
 from aggregator.store.clients import ClientRecord
 
 #: what clients may sign with (asymmetric only: FAPI 2.0 Security Profile §5.4)
@@ -89,6 +90,10 @@ def verify_client_jwt(client: ClientRecord, value: str, allowed_algs: tuple[str,
     """Verify a JWS signed by ``client``; returns ``(header, claims)`` or raises ``error``."""
     if not isinstance(value, str) or value.count(".") != 2 or len(value) > 16 * 1024:
         raise error("The JWT is not a compact JWS.")
+    try:
+        check_compact_jws(value)
+    except JSONRefused as exc:
+        raise error(f"The JWT is malformed: {exc}") from None
     for attempt in (0, 1):
         try:
             keyset = client_keyset(client, refresh=attempt == 1)

@@ -12,8 +12,15 @@ from typing import Any
 
 from flask import jsonify, request
 
+from aggregator import json_input
 from aggregator.crypto import constant_time_equals, token_hash
-from aggregator.errors import InvalidBearerToken, InvalidClientMetadata, InvalidRequest, RegistrationClosed
+from aggregator.errors import (
+    InvalidBearerToken,
+    InvalidClientMetadata,
+    InvalidRequest,
+    RegistrationClosed,
+    UnsupportedMediaType,
+)
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
 from aggregator.security import csrf_exempt, no_store
@@ -63,8 +70,11 @@ def configure(client_id: str):
 
 def _json_body() -> dict[str, Any]:
     if request.mimetype != "application/json":
-        raise InvalidRequest("Send the client metadata as application/json.")
-    document = request.get_json(silent=True)
+        raise UnsupportedMediaType("Send the client metadata as application/json.")
+    try:
+        document = json_input.loads(request.get_data())
+    except ValueError as exc:
+        raise InvalidClientMetadata(f"The body is not acceptable JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidClientMetadata("The body must be a JSON object of client metadata.")
     return document

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from aggregator import json_input
+from aggregator.json_input import JSONRefused
 from aggregator.security import csrf_exempt
 from aggregator.upstream.contract import UpstreamError
 from config.settings import describe_errors
@@ -133,8 +135,8 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
             # the same answer as an unknown path: do not confirm the endpoint exists
             return jsonify(error="not_found"), 404
         try:
-            event = parse_webhook(request.get_json(silent=True))
-        except WebhookRejected as exc:
+            event = parse_webhook(json_input.loads(request.get_data()))
+        except (WebhookRejected, JSONRefused) as exc:
             return jsonify(error="invalid_request", error_description=str(exc)), 400
         person_id = plugin.owner_of(event.user_id)
         if person_id is None:
