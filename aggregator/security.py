@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask, current_app, g, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from aggregator.errors import InvalidRequest
-from aggregator.services import services
 from config import Settings
 
 F = TypeVar("F", bound=Callable)
@@ -65,14 +65,16 @@ def no_store() -> None:
 
 
 def client_ip() -> str:
-    if services().settings.trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    """The client's address: behind ``AGGREGATOR_TRUST_PROXY`` proxies, Werkzeug's ProxyFix has
+    already taken it from that many hops from the right of ``X-Forwarded-For`` (the leftmost
+    entries are whatever the client chose to send)."""
     return request.remote_addr or "unknown"
 
 
 def init_security(app: Flask, settings: Settings) -> None:
+    if settings.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy,  # type: ignore[method-assign]
+                                x_proto=settings.trust_proxy)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -61,6 +61,20 @@ def json_setting(value: Any) -> Any:
         raise ValidationError("Not valid JSON (give JSON, or @path to a file).") from None
 
 
+class ProxyHops(fields.Field):
+    """A count of trusted proxies; ``true``/``false`` keep meaning one/none."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on"):
+            return 1
+        if text in ("false", "no", "off", ""):
+            return 0
+        if not text.isdigit() or int(text) > 10:
+            raise ValidationError("Give the number of trusted proxies (0-10), or true/false.")
+        return int(text)
+
+
 class CommaList(fields.Field):
     """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped)."""
 
@@ -103,7 +117,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_REQUIRE_PAR = fields.Boolean(load_default=False)
     AGGREGATOR_TOKEN_FRESHNESS = fields.Integer(load_default=60, validate=validate.Range(0, 3600))
     AGGREGATOR_UPSTREAM_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
-    AGGREGATOR_TRUST_PROXY = fields.Boolean(load_default=False)
+    AGGREGATOR_TRUST_PROXY = ProxyHops(load_default=0)
     AGGREGATOR_WORKERS = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     AGGREGATOR_THREADS = fields.Integer(load_default=8, validate=validate.Range(1, 256))
     AGGREGATOR_PASSWORD_HASHING = fields.String(load_default=PRODUCTION_PASSWORD_HASHING,
@@ -157,7 +171,8 @@ class Settings:
     require_par: bool
     token_freshness: int
     upstream_timeout: float
-    trust_proxy: bool
+    #: how many reverse proxies in front of the AS append to X-Forwarded-For (0: none)
+    trust_proxy: int
     workers: int
     threads: int
     password_hashing: str = PRODUCTION_PASSWORD_HASHING

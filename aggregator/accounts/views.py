@@ -38,9 +38,13 @@ def signup():
     except ValidationError as exc:
         return render_template("signup.html", next=next_url, errors=_errors(exc),
                                username=request.form.get("username", "")), 400
+    store = services().store
+    if not store.signup_throttle.reserve({"ip": client_ip()}):  # before the username is looked up
+        return render_template("signup.html", next=next_url, username=form["username"],
+                               errors={"username": "Too many sign-ups from your network. "
+                                                   "Wait an hour and try again."}), 429
     try:
-        person = services().store.people.create(form["username"],
-                                                 services().passwords.hash(form["password"]))
+        person = store.people.create(form["username"], services().passwords.hash(form["password"]))
     except UsernameTaken:
         return render_template("signup.html", next=next_url,
                                errors={"username": "That username is taken."},
@@ -61,19 +65,19 @@ def login():
         return render_template("login.html", next=next_url, username="",
                                error="Enter your username and password."), 400
     store = services().store
-    ip = client_ip()
-    if store.login_throttle.blocked(form["username"], ip):
+    attempt = {"user": form["username"].lower(), "ip": client_ip()}
+    # reserved before the password is checked, so concurrent guesses cannot all slip under the limit
+    if not store.login_throttle.reserve(attempt):
         return render_template("login.html", next=next_url, username=form["username"],
                                error="Too many failed attempts. Wait 15 minutes and try again."), 429
     person = store.people.find_by_username(form["username"])
     passwords = services().passwords
     if not passwords.verify(person.password_hash if person else None, form["password"]):
-        store.login_throttle.record_failure(form["username"], ip)
         log.info("login failed")
         return render_template("login.html", next=next_url, username=form["username"],
                                error="That username and password do not match."), 401
     assert person is not None
-    store.login_throttle.record_success(form["username"])
+    store.login_throttle.release(attempt, reset=("user",))
     if passwords.needs_rehash(person.password_hash):
         store.people.set_password_hash(person.id, passwords.hash(form["password"]))
     log_in(person)

@@ -204,15 +204,14 @@ def _nonce(params: dict[str, str], response_type: str) -> str | None:
 
 
 def _code_challenge(client: ClientRecord, params: dict[str, str]) -> str | None:
-    """RFC 7636 §4.3/§4.4.1: S256 only; required for public clients (RFC 9700 §2.1.1)."""
+    """RFC 7636 §4.3/§4.4.1: S256 only, and required of every client, confidential ones too
+    (RFC 9700 §2.1.1; FAPI 2.0 Security Profile §5.3.2.2)."""
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
     if challenge is None:
         if method is not None:
             raise InvalidRequest("code_challenge_method without code_challenge.")
-        if client.is_public:
-            raise InvalidRequest("PKCE is required: send code_challenge with method S256.")
-        return None
+        raise InvalidRequest("PKCE is required: send code_challenge with method S256.")
     if method != "S256":
         raise InvalidRequest("code_challenge_method must be S256 (plain is not supported).")
     if not _CODE_CHALLENGE.match(challenge):

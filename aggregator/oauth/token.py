@@ -91,11 +91,10 @@ def _check_redirect_uri(client: ClientRecord, code: AuthorizationCode, redirect_
 
 
 def _check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
-    """RFC 7636 §4.6 (S256 only), and no verifier for a code issued without a challenge."""
+    """RFC 7636 §4.6 (S256 only). Every authorization request carries a challenge now
+    (RFC 9700 §2.1.1), so a code without one (from before that rule) is refused outright."""
     if code.code_challenge is None:
-        if verifier is not None:  # RFC 9700 §2.1.1: refuse, or PKCE downgrade goes unnoticed
-            raise InvalidGrant("code_verifier sent for a code issued without code_challenge.")
-        return
+        raise InvalidGrant("This code was issued without PKCE; authorize again.")
     if not verifier:
         raise InvalidGrant("code_verifier is required (PKCE).")
     if not CODE_VERIFIER_PATTERN.match(verifier):  # RFC 7636 §4.1

@@ -25,7 +25,7 @@ from aggregator.store.people import PeopleRepository
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
 from aggregator.store.signing_keys import SigningKeyRepository
-from aggregator.store.throttle import LoginThrottle
+from aggregator.store.throttle import LOGIN_LIMITS, SIGNUP_LIMITS, Throttle
 from aggregator.store.tokens import TokenRepository
 
 
@@ -60,8 +60,12 @@ class Store:
         return SessionRepository(self.redis, self.keyring)
 
     @cached_property
-    def login_throttle(self) -> LoginThrottle:
-        return LoginThrottle(self.redis, self.keyring)
+    def login_throttle(self) -> Throttle:
+        return Throttle(self.redis, self.keyring, "login", LOGIN_LIMITS)
+
+    @cached_property
+    def signup_throttle(self) -> Throttle:
+        return Throttle(self.redis, self.keyring, "signup", SIGNUP_LIMITS)
 
     @cached_property
     def notices(self) -> NoticeRepository:

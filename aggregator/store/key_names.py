@@ -33,8 +33,9 @@ def person_sessions(person_id: str) -> str:
 
 
 # throttling
-def login_failures(kind: str, subject: str) -> str:
-    return f"throttle:login:{kind}:{subject}"
+def throttle(action: str, kind: str, subject: str) -> str:
+    """Attempts at ``action`` (login, signup) by one subject (a username, an address)."""
+    return f"throttle:{action}:{kind}:{subject}"
 
 
 # keys

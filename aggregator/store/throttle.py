@@ -1,31 +1,67 @@
-"""Login throttling: failure counters per username and per client IP, expiring on their own."""
+"""Throttles: attempts reserved atomically *before* the work they guard.
+
+Each counter is one Redis key (one hash slot) incremented by a script that also starts its
+window on the first attempt, so concurrent requests can never all read "under the limit" and
+then all proceed: the Nth attempt in a window is refused before any password is hashed or
+checked. A successful login gives its reservations back.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
 
+# INCR, and start the window with the first attempt; one key, so one slot
+_RESERVE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
-class LoginThrottle(Repository):
-    #: (kind, allowed failures, window in seconds)
-    LIMITS = (("user", 5, 15 * 60), ("ip", 30, 15 * 60))
 
-    def blocked(self, username: str, ip: str) -> bool:
-        subjects = {"user": username.lower(), "ip": ip}
-        pipe = self.redis.pipeline(transaction=False)
-        for kind, _, _ in self.LIMITS:
-            pipe.get(key_names.login_failures(kind, subjects[kind]))
-        counts = [int(value or 0) for value in pipe.execute()]
-        return any(count >= limit for count, (_, limit, _) in zip(counts, self.LIMITS, strict=True))
+@dataclass(frozen=True)
+class Limit:
+    """At most ``attempts`` per ``window`` seconds for one subject of one ``kind``."""
 
-    def record_failure(self, username: str, ip: str) -> None:
-        subjects = {"user": username.lower(), "ip": ip}
-        pipe = self.redis.pipeline(transaction=True)
-        for kind, _, window in self.LIMITS:
-            key = key_names.login_failures(kind, subjects[kind])
-            pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
-            pipe.incr(key)
-        pipe.execute()
+    kind: str
+    attempts: int
+    window: int
 
-    def record_success(self, username: str) -> None:
-        self.redis.delete(key_names.login_failures("user", username.lower()))
+
+class Throttle(Repository):
+    """Counters for one action (``login``, ``signup``), each limit over its own subject."""
+
+    def __init__(self, client, keyring, action: str, limits: tuple[Limit, ...]) -> None:
+        super().__init__(client, keyring)
+        self.action = action
+        self.limits = limits
+        self._reserve = client.register_script(_RESERVE)
+
+    def _key(self, limit: Limit, subject: str) -> str:
+        return key_names.throttle(self.action, limit.kind, subject)
+
+    def reserve(self, subjects: dict[str, str]) -> bool:
+        """Count one attempt for every subject (``{"user": ..., "ip": ...}``); False when any
+        limit is now exceeded (the caller refuses the request without doing the work)."""
+        allowed = True
+        for limit in self.limits:
+            count = int(self._reserve(keys=[self._key(limit, subjects[limit.kind])], args=[limit.window]))
+            allowed = allowed and count <= limit.attempts
+        return allowed
+
+    def release(self, subjects: dict[str, str], *, reset: tuple[str, ...] = ()) -> None:
+        """Give back the attempt of a request that succeeded; ``reset`` kinds start over."""
+        for limit in self.limits:
+            key = self._key(limit, subjects[limit.kind])
+            if limit.kind in reset:
+                self.redis.delete(key)
+            else:
+                self.redis.decr(key)
+
+
+#: five wrong passwords per username and thirty per address in fifteen minutes
+LOGIN_LIMITS = (Limit("user", 5, 15 * 60), Limit("ip", 30, 15 * 60))
+#: sign-up answers whether a username is taken: twenty attempts per address an hour
+SIGNUP_LIMITS = (Limit("ip", 20, 60 * 60),)

@@ -36,12 +36,18 @@ def test_issuer_follows_the_port_unless_set():
         ({"AGGREGATOR_INITIAL_ACCESS_TOKEN": "short"}, "AGGREGATOR_INITIAL_ACCESS_TOKEN"),
         ({"AGGREGATOR_REQUIRE_PAR": "maybe"}, "AGGREGATOR_REQUIRE_PAR"),
         ({"AGGREGATOR_PASSWORD_HASHING": "md5"}, "AGGREGATOR_PASSWORD_HASHING"),
+        ({"AGGREGATOR_TRUST_PROXY": "all of them"}, "AGGREGATOR_TRUST_PROXY"),
     ],
 )
 def test_invalid_values_name_the_variable(environ, named):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ)
     assert named in str(caught.value)
+
+
+def test_trust_proxy_is_a_hop_count_where_true_means_one():
+    assert [load_settings({"AGGREGATOR_TRUST_PROXY": value}).trust_proxy
+            for value in ("false", "0", "true", "1", "3")] == [0, 0, 1, 1, 3]
 
 
 def test_production_refuses_development_shortcuts():

@@ -82,12 +82,26 @@ def test_a_code_is_bound_to_its_client_redirect_uri_and_pkce_verifier(server, na
         assert_error(response, "invalid_grant"), why
 
 
-def test_a_verifier_for_a_code_without_challenge_is_refused(server, nat):
-    """RFC 9700 §2.1.1: otherwise an attacker could strip PKCE from the request unnoticed."""
+def test_a_confidential_client_must_use_pkce_too(server, nat):
+    """RFC 9700 §2.1.1, FAPI 2.0 §5.3.2.2: PKCE S256 for every client, not only public ones."""
     app = make_app(server)
     params, _ = code_flow(server, app, nat, scope="openid", use_pkce=False)
-    assert "code" in params
-    assert_error(exchange(app, params["code"], "v" * 43), "invalid_grant")
+    assert params["error"] == "invalid_request" and "PKCE" in params["error_description"]
+
+
+def test_a_code_without_challenge_is_refused_with_or_without_a_verifier(server, nat):
+    """A code from before PKCE was required of everyone (issued here straight through the
+    repository, as an older version stored it) is never exchanged: with a verifier that
+    would be an unnoticed PKCE downgrade (RFC 9700 §2.1.1)."""
+    app = make_app(server)
+    person = server.services.store.people.find_by_username("nat")
+    for verifier in ("v" * 43, None):
+        grant = server.services.store.grants.create(app.client_id, person.id, ["openid"], {})
+        code, _ = server.services.store.codes.issue(
+            client_id=app.client_id, person_id=person.id, grant_id=grant.id, redirect_uri=REDIRECT,
+            scope="openid", code_challenge=None, nonce=None, auth_time=None, claims={},
+            max_age_requested=False)
+        assert_error(exchange(app, code, verifier), "invalid_grant")
 
 
 def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_grant(server, nat):
