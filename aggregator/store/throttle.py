@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
+from aggregator.crypto import KeyRing
 from aggregator.store import key_names
 from aggregator.store.base import Repository
 
@@ -33,7 +36,8 @@ class Limit:
 class Throttle(Repository):
     """Counters for one action (``login``, ``signup``), each limit over its own subject."""
 
-    def __init__(self, client, keyring, action: str, limits: tuple[Limit, ...]) -> None:
+    def __init__(self, client: redis.Redis, keyring: KeyRing, action: str,
+                 limits: tuple[Limit, ...]) -> None:
         super().__init__(client, keyring)
         self.action = action
         self.limits = limits
