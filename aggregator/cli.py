@@ -62,6 +62,26 @@ def migrate_command() -> None:
                            "grants_rewritten": report.grants}))
 
 
+@main.group()
+def refresher() -> None:
+    """The process that makes upstream refreshes, and its queue."""
+
+
+@refresher.command("run")
+def refresher_run() -> None:
+    """Run a refresher until SIGTERM/SIGINT (`make run` starts one beside gunicorn)."""
+    from aggregator.introspection.refresher import main as run
+
+    sys.exit(run())
+
+
+@refresher.command("status")
+@with_appcontext
+def refresher_status() -> None:
+    """Queued and pending refresh jobs, and whether a refresher is alive."""
+    click.echo(json.dumps(services().store.refresh_jobs.status()))
+
+
 # ---------------------------------------------------------------- people
 
 

@@ -117,6 +117,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_REQUIRE_PAR = fields.Boolean(load_default=False)
     AGGREGATOR_TOKEN_FRESHNESS = fields.Integer(load_default=60, validate=validate.Range(0, 3600))
     AGGREGATOR_UPSTREAM_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
+    AGGREGATOR_REFRESH_TIMEOUT = fields.Float(load_default=60.0, validate=validate.Range(1, 600))
     AGGREGATOR_TRUST_PROXY = ProxyHops(load_default=0)
     AGGREGATOR_WORKERS = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     AGGREGATOR_THREADS = fields.Integer(load_default=8, validate=validate.Range(1, 256))
@@ -171,6 +172,8 @@ class Settings:
     require_par: bool
     token_freshness: int
     upstream_timeout: float
+    #: how long the refresher lets one bank call take (longer than a response's deadline)
+    refresh_timeout: float
     #: how many reverse proxies in front of the AS append to X-Forwarded-For (0: none)
     trust_proxy: int
     workers: int
@@ -237,6 +240,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         require_par=data["AGGREGATOR_REQUIRE_PAR"],
         token_freshness=data["AGGREGATOR_TOKEN_FRESHNESS"],
         upstream_timeout=data["AGGREGATOR_UPSTREAM_TIMEOUT"],
+        refresh_timeout=data["AGGREGATOR_REFRESH_TIMEOUT"],
         trust_proxy=data["AGGREGATOR_TRUST_PROXY"],
         workers=data["AGGREGATOR_WORKERS"],
         threads=data["AGGREGATOR_THREADS"],

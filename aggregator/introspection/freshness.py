@@ -23,9 +23,18 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import redis
+
 from aggregator.introspection.single_flight import Lease, RefreshLocks
+from aggregator.introspection.write_ahead import PERSIST_DEADLINE, WriteAhead
 from aggregator.store.registrations import RegistrationRecord
-from aggregator.upstream.contract import Person, UpstreamError, UpstreamToken, UpstreamUnavailable
+from aggregator.upstream.contract import (
+    Person,
+    TokenResult,
+    UpstreamError,
+    UpstreamToken,
+    UpstreamUnavailable,
+)
 
 if TYPE_CHECKING:
     from aggregator.services import Services
@@ -34,6 +43,11 @@ log = logging.getLogger("aggregator.introspection")
 
 #: refreshes running at once per process (across all requests)
 POOL_SIZE = 64
+#: a token in use is renewed by the refresher when it has less than freshness + this left
+RENEW_AHEAD = 30
+#: how long a queued job keeps others from queueing the same (a dead refresher's job is
+#: taken over after CLAIM_IDLE_MS anyway)
+JOB_TTL_MS = 120_000
 
 NEEDS_PERSON = {
     "reauth_required": "The connection needs to be renewed by the person.",
@@ -64,6 +78,9 @@ class FreshTokens:
 
     def __init__(self, svc: Services, pool_size: int = POOL_SIZE) -> None:
         self.svc = svc
+        self.jobs = svc.store.refresh_jobs
+        self.write_ahead = WriteAhead(svc.settings.data_dir, svc.keyring)
+        self.persist_deadline = PERSIST_DEADLINE
         self.freshness = svc.settings.token_freshness
         self.timeout = svc.settings.upstream_timeout
         timeout_ms = math.ceil(self.timeout * 1000)
@@ -93,24 +110,34 @@ class FreshTokens:
         now = time.time()
         outcomes: dict[str, Outcome] = {}
         stale: dict[str, tuple[RegistrationRecord, frozenset[str], UpstreamToken | None]] = {}
+        renew: list[tuple[RegistrationRecord, frozenset[str]]] = []
         for record, scopes in wanted:
-            blocked = self._blocked(record, now)
+            blocked = self.blocked(record, now)
             if blocked is not None:
                 outcomes[record.id] = blocked
                 continue
             cached = self.svc.store.registrations.cached_token(person_id, record.id, scopes)
             if cached is not None and self._fresh(cached, now):
                 outcomes[record.id] = _ok(cached)
+                if not cached.fresh_for(self.freshness + RENEW_AHEAD, now):
+                    renew.append((record, scopes))
             else:
                 stale[record.id] = (record, scopes, cached)
+        refresher = bool(stale or renew) and self.jobs.refresher_alive()
+        if refresher:  # in use and soon stale: the refresher renews it before anyone waits
+            for record, scopes in renew:
+                self.jobs.request(person_id, record.id, scopes, self.freshness + RENEW_AHEAD, JOB_TTL_MS)
         if stale:
             person = self._person(person_id)
             if person is None:
                 return {**outcomes, **{rid: _failed("error", "The person's account is gone.")
                                        for rid in stale}}
             deadline = time.monotonic() + self.timeout
+            # with a refresher running, the bank call is its own and outlives this request;
+            # without one, this process's pool makes it (and still persists it after a timeout)
+            get = self.from_refresher if refresher else self.refresh
             futures: dict[Future[Outcome], RegistrationRecord] = {
-                self.pool.submit(self.refresh, person, record, scopes, seen, deadline): record
+                self.pool.submit(get, person, record, scopes, seen, deadline): record
                 for record, scopes, seen in stale.values()
             }
             wait(futures, timeout=max(0.0, deadline - time.monotonic()))
@@ -125,7 +152,7 @@ class FreshTokens:
         record = self.svc.store.people.get(person_id)
         return record.as_person() if record else None
 
-    def _blocked(self, record: RegistrationRecord, now: float) -> Outcome | None:
+    def blocked(self, record: RegistrationRecord, now: float) -> Outcome | None:
         """Why no token can be had for ``record`` without the person, if so."""
         if record.status != "ok":
             return _failed(record.status, record.error or NEEDS_PERSON.get(record.status, ""))
@@ -138,19 +165,55 @@ class FreshTokens:
     def _fresh(self, token: UpstreamToken, now: float) -> bool:
         return token.expires_at - now >= self.freshness
 
-    def _usable(self, token: UpstreamToken | None, seen: UpstreamToken | None) -> bool:
-        """Fresh, or new since ``seen`` (an upstream whose tokens live shorter than the
-        freshness window cannot do better, and refreshing again would not help)."""
+    def _usable(self, token: UpstreamToken | None, seen: UpstreamToken | None,
+                min_remaining: int | None = None) -> bool:
+        """Fresh (``min_remaining`` seconds left, by default the freshness window), or new since
+        ``seen`` (an upstream whose tokens live shorter than the freshness window cannot do
+        better, and refreshing again would not help)."""
         if token is None:
             return False
         now = time.time()
-        if self._fresh(token, now):
+        if token.fresh_for(self.freshness if min_remaining is None else min_remaining, now):
             return True
         return token.expires_at > now and (seen is None or token.access_token != seen.access_token)
 
     def _timed_out(self, record: RegistrationRecord) -> Outcome:
         return _failed("error", f"{record.institution_name} did not answer within "
                                 f"{self.timeout:g} seconds; try again later.")
+
+    def _still_working(self, record: RegistrationRecord) -> Outcome:
+        return _failed("error", f"{record.institution_name} is still being refreshed; "
+                                "try again in a moment.")
+
+    # ------------------------------------------------------------------ through the refresher
+
+    def from_refresher(
+        self,
+        person: Person,
+        record: RegistrationRecord,
+        scopes: frozenset[str],
+        seen: UpstreamToken | None,
+        deadline: float,
+    ) -> Outcome:
+        """Queue the refresh (once, however many ask) and wait for its result until
+        ``deadline``; the refresh itself runs to completion in the refresher either way."""
+        since = time.time()
+        try:
+            self.jobs.request(person.id, record.id, scopes, self.freshness, JOB_TTL_MS)
+            registrations = self.svc.store.registrations
+            pause = 0.005
+            while time.monotonic() + pause < deadline:
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.05)
+                cached = registrations.cached_token(person.id, record.id, scopes)
+                if self._usable(cached, seen):
+                    return _ok(cached)  # type: ignore[arg-type]
+                failed = self.jobs.failure_since(person.id, record.id, scopes, since)
+                if failed is not None:
+                    return _failed(failed.status, failed.error)
+            return self._still_working(record)
+        except redis.RedisError:
+            return _store_fault()
 
     # ------------------------------------------------------------------ one registration
 
@@ -161,6 +224,7 @@ class FreshTokens:
         scopes: frozenset[str],
         seen: UpstreamToken | None,
         deadline: float,
+        min_remaining: int | None = None,
     ) -> Outcome:
         """A fresh token for ``record``: refresh it under its lease, or wait for the holder."""
         lease = self.locks.lease(person.id, record.id)
@@ -168,7 +232,7 @@ class FreshTokens:
             while time.monotonic() < deadline:
                 if lease.acquire():
                     try:
-                        return self._refresh_held(person, record, scopes, seen, lease)
+                        return self._refresh_held(person, record, scopes, seen, lease, min_remaining)
                     finally:
                         lease.release()
                 holder = lease.holder()
@@ -177,13 +241,16 @@ class FreshTokens:
                 if not self._await_release(lease, holder, deadline):
                     return self._timed_out(record)
                 cached = self.svc.store.registrations.cached_token(person.id, record.id, scopes)
-                if self._usable(cached, seen):
+                if self._usable(cached, seen, min_remaining):
                     return _ok(cached)  # type: ignore[arg-type]
                 note = lease.failure_of(holder)
                 if note is not None:
                     return _failed(note.status, note.error)
                 # the holder vanished without a result (it crashed): take over
             return self._timed_out(record)
+        except redis.RedisError:  # our store, not the bank: never blame the institution
+            log.warning("refresh: store unavailable", extra={"registration_id": record.id})
+            return _store_fault()
         except Exception:  # a response must never fail because of one registration
             log.exception("refresh failed", extra={"registration_id": record.id,
                                                    "provider": record.provider})
@@ -207,13 +274,14 @@ class FreshTokens:
         scopes: frozenset[str],
         seen: UpstreamToken | None,
         lease: Lease,
+        min_remaining: int | None = None,
     ) -> Outcome:
         registrations = self.svc.store.registrations
         # Another holder may have finished just before we got the lease: look at the cache
         # again. Its rotated secrets need no second look: ``plugin_view`` reads them now.
         # (A status it set meanwhile is not re-read: asking upstream again gives the same.)
         cached = registrations.cached_token(person.id, record.id, scopes)
-        if self._usable(cached, seen):
+        if self._usable(cached, seen, min_remaining):
             return _ok(cached)  # type: ignore[arg-type]
         plugin = self.svc.plugins[record.provider]
         started = time.monotonic()
@@ -233,9 +301,33 @@ class FreshTokens:
             raise
         token = result.token
         # Persist first: the upstream may already have invalidated the old refresh token.
-        registrations.store_refreshed(record, scopes, token, result.secrets, result.metadata)
+        self._persist(record, scopes, result)
         log.info("upstream token refreshed", extra={
             "registration_id": record.id, "provider": record.provider,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         })
         return _ok(token)
+
+    def _persist(self, record: RegistrationRecord, scopes: frozenset[str], result: TokenResult) -> None:
+        """Store a refresh's result, retrying Redis for ``persist_deadline`` seconds, then
+        on disk (:class:`WriteAhead`): the bank has spent the old refresh token already."""
+        deadline = time.monotonic() + self.persist_deadline
+        pause = 0.05
+        while True:
+            try:
+                self.svc.store.registrations.store_refreshed(record, scopes, result.token,
+                                                             result.secrets, result.metadata)
+                return
+            except redis.RedisError:
+                if time.monotonic() + pause > deadline:
+                    self.write_ahead.append(record.person_id, record.id, scopes, result.token,
+                                            result.secrets, result.metadata)
+                    return
+                log.warning("refresh result not stored yet; retrying",
+                            extra={"registration_id": record.id})
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+
+def _store_fault() -> Outcome:
+    return _failed("error", "This server could not reach its own storage; try again in a moment.")

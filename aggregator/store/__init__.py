@@ -22,6 +22,7 @@ from aggregator.store.link_states import LinkStateRepository
 from aggregator.store.notices import NoticeRepository
 from aggregator.store.par import PushedRequestRepository
 from aggregator.store.people import PeopleRepository
+from aggregator.store.refresh_jobs import RefreshJobs
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
 from aggregator.store.signing_keys import SigningKeyRepository
@@ -84,6 +85,10 @@ class Store:
     @cached_property
     def refresh_leases(self) -> RefreshLeases:
         return RefreshLeases(self.redis)
+
+    @cached_property
+    def refresh_jobs(self) -> RefreshJobs:
+        return RefreshJobs(self.redis)
 
     # ------------------------------------------------------------------ the provider
 

@@ -182,3 +182,18 @@ def pending_authorization(id_hash: str) -> str:
 # notices plugins leave for a person (webhooks)
 def notices(person_id: str) -> str:
     return f"notices:{person_tag(person_id)}"
+
+
+# the refresher: a job queue for upstream refreshes, and what waiters read back
+REFRESH_JOBS = "refresh-jobs"
+REFRESHER_ALIVE = "refresher-alive"
+
+
+def refresh_job(person_id: str, registration_id: str, scope_key: str) -> str:
+    """Marks a queued refresh of one (registration, scope set): at most one in the queue."""
+    return f"refresh-job:{person_tag(person_id)}:{registration_id}:{scope_key}"
+
+
+def refresh_outcome(person_id: str, registration_id: str, scope_key: str) -> str:
+    """The latest failed refresh of one (registration, scope set), for the requests waiting."""
+    return f"refresh-failed:{person_tag(person_id)}:{registration_id}:{scope_key}"
