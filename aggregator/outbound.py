@@ -31,13 +31,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+if TYPE_CHECKING:
+    from config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -146,6 +149,11 @@ class OutboundPolicy:
 
     production: bool = False
     allowed: AllowedHosts = AllowedHosts()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OutboundPolicy:
+        """Production mode and ``AGGREGATOR_OUTBOUND_ALLOWED_HOSTS``."""
+        return cls(settings.production, AllowedHosts.parse(settings.outbound_allowed_hosts))
 
     def check_scheme(self, url: str) -> None:
         parts = urlsplit(url)
