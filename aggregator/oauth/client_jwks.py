@@ -104,7 +104,7 @@ class ClientJwks:
             log.warning("client jwks_uri not fetched", extra={"host": host_of(uri),
                                                               "error": str(exc)[:200]})
             return CachedKeySet(None, now), FAILURE_TTL
-        return CachedKeySet(jwks, now), _ttl(response.headers.get("Cache-Control", ""))
+        return CachedKeySet(jwks, now), cache_ttl(response.headers.get("Cache-Control", ""))
 
 
 def _age(entry: CachedKeySet) -> float:
@@ -117,7 +117,7 @@ def _usable(entry: CachedKeySet) -> KeySet:
     return KeySet.import_key_set(entry.jwks)
 
 
-def _ttl(cache_control: str) -> int:
+def cache_ttl(cache_control: str) -> int:
     """``max-age`` within [MIN_TTL, MAX_TTL]; DEFAULT_TTL without one (RFC 9111 §5.2.2.1)."""
     found = _MAX_AGE.search(cache_control)
     if not found:
