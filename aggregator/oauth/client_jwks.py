@@ -37,7 +37,7 @@ FAILURE_TTL = 30
 #: keys younger than this are not refetched for an unknown kid (seconds)
 REFETCH_INTERVAL = 30
 #: how long a request waits for another worker's fetch before answering "try again" (seconds)
-WAIT = 0.3
+WAIT = 0.2
 #: a key set larger than this is refused (a few keys take a few kilobytes)
 MAX_JWKS_BYTES = 64 * 1024
 #: the longest one fetch may take (seconds), whatever AGGREGATOR_UPSTREAM_TIMEOUT says
