@@ -260,12 +260,12 @@ class _Checked:
         try:
             addresses = resolve(self._dns_host, self.port)
         except OSError:
-            addresses = []  # urllib3 reports the resolution failure itself below
+            # never let urllib3 resolve again unchecked
+            raise OutboundError(self.host, "cannot be reached right now") from None
         for address in addresses:
             self.policy.check_address(self.host, address)
         name = self._dns_host
-        if addresses:
-            self._dns_host = str(addresses[0])  # connect to the address just checked, not a new lookup
+        self._dns_host = str(addresses[0])  # connect to the address just checked, not a new lookup
         try:
             sock = super()._new_conn()  # type: ignore[misc]
         finally:
