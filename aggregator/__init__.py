@@ -67,7 +67,7 @@ def create_app(
             callback_url=f"{settings.issuer}/connections/callback/{name}",
             cache=RedisPluginCache(store.redis, keyring, name),
             notices=RegistryNotices(store, name),
-            http=UpstreamHTTP(settings.upstream_timeout),
+            http=UpstreamHTTP(settings.upstream_timeout, policy=svc.outbound_policy),
         )
 
     svc.plugins = load_plugins(settings, context_for) | {

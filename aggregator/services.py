@@ -16,7 +16,9 @@ from aggregator.accounts.passwords import Passwords
 from aggregator.crypto import KeyRing
 from aggregator.introspection.freshness import FreshTokens
 from aggregator.introspection.response import RecentInstitutions
+from aggregator.oauth.client_jwks import MAX_DEADLINE, MAX_JWKS_BYTES, ClientJwks
 from aggregator.oauth.endpoints import Endpoints
+from aggregator.outbound import OutboundPolicy, OutboundSession
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
 from aggregator.upstream.contract import UpstreamPlugin
@@ -46,6 +48,18 @@ class Services:
     @cached_property
     def endpoints(self) -> Endpoints:
         return Endpoints(self.settings.issuer)
+
+    @cached_property
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where requests on a client's or a plugin's behalf may go (production rules)."""
+        return OutboundPolicy.from_settings(self.settings)
+
+    @cached_property
+    def client_jwks(self) -> ClientJwks:
+        """Clients' ``jwks_uri`` key sets: fetched under the outbound policy, cached in Redis."""
+        deadline = min(self.settings.upstream_timeout, MAX_DEADLINE)
+        http = OutboundSession(self.outbound_policy, deadline, max_body=MAX_JWKS_BYTES)
+        return ClientJwks(self.store.client_jwks, http)
 
     @cached_property
     def fresh_tokens(self) -> FreshTokens:

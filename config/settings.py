@@ -86,6 +86,16 @@ class CommaList(fields.Field):
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _allowed_hosts(items: list[str]) -> None:
+    """Hostnames or IP networks (CIDR) that production may reach despite a private address."""
+    from aggregator.outbound import AllowedHosts
+
+    try:
+        AllowedHosts.parse(items)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class EnvironmentSchema(Schema):
     """The environment variables the AS reads (names as they appear in the environment)."""
 
@@ -123,6 +133,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_THREADS = fields.Integer(load_default=8, validate=validate.Range(1, 256))
     AGGREGATOR_PASSWORD_HASHING = fields.String(load_default=PRODUCTION_PASSWORD_HASHING,
                                                 validate=validate.OneOf(PASSWORD_HASHING))
+    AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
 
     @validates_schema
     def _production_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -179,6 +190,8 @@ class Settings:
     workers: int
     threads: int
     password_hashing: str = PRODUCTION_PASSWORD_HASHING
+    #: hosts (names or CIDR networks) the AS may reach in production despite a private address
+    outbound_allowed_hosts: tuple[str, ...] = ()
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -245,5 +258,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         workers=data["AGGREGATOR_WORKERS"],
         threads=data["AGGREGATOR_THREADS"],
         password_hashing=data["AGGREGATOR_PASSWORD_HASHING"],
+        outbound_allowed_hosts=tuple(data["AGGREGATOR_OUTBOUND_ALLOWED_HOSTS"]),
         environ=env,
     )

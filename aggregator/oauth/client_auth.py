@@ -130,9 +130,9 @@ def _check_assertion(client: ClientRecord, assertion: str, endpoint_url: str) ->
     """RFC 7523 §3 rules for a client assertion, then single use of its ``jti``."""
     algs = (client.token_endpoint_auth_signing_alg,) if client.token_endpoint_auth_signing_alg \
         else SIGNING_ALGS
-    _, claims = verify_client_jwt(client, assertion, algs, InvalidClient)
-    now = int(time.time())
     svc = services()
+    _, claims = verify_client_jwt(svc.client_jwks, client, assertion, algs, InvalidClient)
+    now = int(time.time())
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise InvalidClient("The assertion's iss and sub must both be the client_id.")  # §3 items 1, 2
     audiences = claims.get("aud")

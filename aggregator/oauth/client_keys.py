@@ -2,56 +2,35 @@
 
 Client assertions (RFC 7523) and request objects (RFC 9101) are both JWS signed by the client;
 :func:`verify_client_jwt` checks the signature against the client's keys with an algorithm
-from an explicit allow-list (never ``none``, never a MAC). Keys fetched from ``jwks_uri`` are
-cached per process for a few minutes and fetched again when a ``kid`` is not found (rotation).
+from an explicit allow-list (never ``none``, never a MAC), and refuses any other ``alg`` before
+looking for keys, so an unsigned JWT never makes the AS fetch a ``jwks_uri``. Keys behind a
+``jwks_uri`` come from :class:`~aggregator.oauth.client_jwks.ClientJwks` (cached for every
+worker, fetched again on an unknown ``kid`` at most once per interval).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
+import base64
+import binascii
 from typing import Any
 
-import requests
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from aggregator import json_input
 from aggregator.errors import ProtocolError
 from aggregator.json_input import JSONRefused, check_compact_jws
+from aggregator.oauth.client_jwks import ClientJwks, ClientKeyError, KeysUnavailable
 from aggregator.store.clients import ClientRecord
 
 #: what clients may sign with (asymmetric only: FAPI 2.0 Security Profile §5.4)
 SIGNING_ALGS = ("PS256", "ES256", "RS256")
 _KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC"}
 
-_CACHE_TTL = 300
-_REFETCH_AFTER = 30
-_MAX_JWKS_BYTES = 64 * 1024
-_cache: dict[str, tuple[float, KeySet]] = {}
-_lock = threading.Lock()
 
-
-class ClientKeyError(Exception):
-    """The client's keys cannot be obtained or do not verify the JWT."""
-
-
-def _fetch(uri: str) -> KeySet:
-    try:
-        response = requests.get(uri, timeout=5, stream=True, headers={"Accept": "application/json"})
-        body = response.raw.read(_MAX_JWKS_BYTES + 1, decode_content=True)
-        if response.status_code != 200 or len(body) > _MAX_JWKS_BYTES:
-            raise ClientKeyError(f"the client's jwks_uri answered {response.status_code}")
-        return KeySet.import_key_set(json.loads(body))
-    except ClientKeyError:
-        raise
-    except (requests.RequestException, ValueError, JoseError, TypeError) as exc:
-        raise ClientKeyError("the client's jwks_uri could not be read") from exc
-
-
-def client_keyset(client: ClientRecord, *, refresh: bool = False) -> KeySet:
-    """The client's public keys; ``refresh`` refetches a ``jwks_uri`` not fetched very recently."""
+def client_keyset(keys: ClientJwks, client: ClientRecord, *, refresh: bool = False) -> KeySet:
+    """The client's public keys; ``refresh``: its ``jwks_uri`` may be refetched (unknown kid)."""
     if client.jwks:
         try:
             return KeySet.import_key_set(client.jwks)
@@ -59,16 +38,7 @@ def client_keyset(client: ClientRecord, *, refresh: bool = False) -> KeySet:
             raise ClientKeyError("the client's registered jwks is unusable") from exc
     if not client.jwks_uri:
         raise ClientKeyError("the client has registered no keys (jwks or jwks_uri)")
-    uri = client.jwks_uri
-    with _lock:
-        cached = _cache.get(uri)
-    now = time.monotonic()
-    if cached and now - cached[0] < _CACHE_TTL and not (refresh and now - cached[0] > _REFETCH_AFTER):
-        return cached[1]
-    keyset = _fetch(uri)
-    with _lock:
-        _cache[uri] = (now, keyset)
-    return keyset
+    return keys.keyset(client.jwks_uri, refresh=refresh)
 
 
 def _select_key(keyset: KeySet, header: dict[str, Any]) -> Any:
@@ -85,7 +55,18 @@ def _select_key(keyset: KeySet, header: dict[str, Any]) -> Any:
     return candidates[0]
 
 
-def verify_client_jwt(client: ClientRecord, value: str, allowed_algs: tuple[str, ...],
+def _header(value: str) -> dict[str, Any]:
+    """The JWS protected header, read (not verified) to learn its ``alg``."""
+    segment = value.split(".", 1)[0]
+    try:
+        header = json_input.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def verify_client_jwt(keys: ClientJwks, client: ClientRecord, value: str,
+                      allowed_algs: tuple[str, ...],
                       error: type[ProtocolError]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify a JWS signed by ``client``; returns ``(header, claims)`` or raises ``error``."""
     if not isinstance(value, str) or value.count(".") != 2 or len(value) > 16 * 1024:
@@ -94,12 +75,17 @@ def verify_client_jwt(client: ClientRecord, value: str, allowed_algs: tuple[str,
         check_compact_jws(value)
     except JSONRefused as exc:
         raise error(f"The JWT is malformed: {exc}") from None
+    alg = _header(value).get("alg")
+    if alg not in allowed_algs:  # before any key lookup: "none" and MACs never cost a fetch
+        raise error(f"The JWT must be signed with one of {', '.join(allowed_algs)}.")
     for attempt in (0, 1):
         try:
-            keyset = client_keyset(client, refresh=attempt == 1)
+            keyset = client_keyset(keys, client, refresh=attempt == 1)
             token = jwt.decode(value, lambda obj, ks=keyset: _select_key(ks, obj.headers()),
                                algorithms=list(allowed_algs))
             return dict(token.header), dict(token.claims)
+        except KeysUnavailable as exc:
+            raise error(f"The JWT cannot be verified: {exc}.") from None
         except ClientKeyError as exc:
             if attempt == 1 or not client.jwks_uri:
                 raise error(f"The JWT does not verify: {exc}.") from None

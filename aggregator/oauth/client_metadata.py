@@ -2,7 +2,8 @@
 
 Unknown members are ignored (RFC 7591 §2: "MUST ignore any client metadata it does not
 understand"). A bad redirect URI is ``invalid_redirect_uri``, anything else
-``invalid_client_metadata`` (RFC 7591 §3.2.2).
+``invalid_client_metadata`` (RFC 7591 §3.2.2), including a ``jwks_uri`` the outbound policy
+would not fetch (in production: not https, or a host on a private or loopback address).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aggregator.errors import InvalidClientMetadata, InvalidRedirectUri
 from aggregator.oauth.client_auth import AUTH_METHODS
 from aggregator.oauth.client_keys import SIGNING_ALGS
 from aggregator.oauth.scopes import SCOPES_SUPPORTED
+from aggregator.outbound import OutboundError, OutboundPolicy
 from config.settings import is_loopback_host
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -171,18 +173,29 @@ class ClientMetadataSchema(Schema):
         return data
 
 
-def load_client_metadata(document: Any) -> dict[str, Any]:
-    """Validate a registration document; raise the RFC 7591 §3.2.2 error naming what is wrong."""
+def load_client_metadata(document: Any, policy: OutboundPolicy) -> dict[str, Any]:
+    """Validate a registration document; raise the RFC 7591 §3.2.2 error naming what is wrong.
+
+    ``policy``: the rules the AS fetches a ``jwks_uri`` under; one it would refuse is refused
+    now (a courtesy: the check when the AS connects is the one that holds).
+    """
     if not isinstance(document, Mapping):
         raise InvalidClientMetadata("The registration request must be a JSON object.")
     try:
-        return ClientMetadataSchema().load(dict(document))
+        metadata = ClientMetadataSchema().load(dict(document))
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         description = "; ".join(f"{name}: {_flatten(message)}" for name, message in messages.items())
         if "redirect_uris" in messages:
             raise InvalidRedirectUri(description) from None
         raise InvalidClientMetadata(description) from None
+    if metadata["jwks_uri"]:
+        try:
+            policy.check_url(metadata["jwks_uri"])
+        except OutboundError as exc:
+            raise InvalidClientMetadata(f"jwks_uri: this server will not fetch it ({exc.host} "
+                                        f"{exc.reason}).") from None
+    return metadata
 
 
 def _flatten(message: Any) -> str:

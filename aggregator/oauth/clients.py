@@ -53,7 +53,7 @@ def _check_resource_servers(svc: Services, metadata: dict[str, Any], client_id: 
 
 def register_client(svc: Services, document: Any, *, operator: bool = False) -> IssuedClient:
     """Validate metadata and create a client with fresh credentials (``operator``: the CLI)."""
-    metadata = load_client_metadata(document)
+    metadata = load_client_metadata(document, svc.outbound_policy)
     client_id = new_token(16)
     _check_resource_servers(svc, metadata, client_id, operator=operator)
     confidential = metadata["token_endpoint_auth_method"] in ("client_secret_basic",
@@ -77,7 +77,7 @@ def update_client(svc: Services, client: ClientRecord, document: Any) -> IssuedC
 
     A client switching to a secret-based method gets a new secret; one switching away loses it.
     """
-    metadata = load_client_metadata(document)
+    metadata = load_client_metadata(document, svc.outbound_policy)
     _check_resource_servers(svc, metadata, client.client_id, operator=False,
                             current=list(client.resource_server_for))
     uses_secret = metadata["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")

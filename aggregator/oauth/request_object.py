@@ -24,7 +24,7 @@ _JWT_CLAIMS = ("iss", "aud", "exp", "nbf", "iat", "jti")
 def request_object_params(svc: Services, client: ClientRecord, value: str) -> dict[str, str]:
     """Verify a request object and return its authorization parameters as strings."""
     algs = (client.request_object_signing_alg,) if client.request_object_signing_alg else SIGNING_ALGS
-    _, claims = verify_client_jwt(client, value, algs, InvalidRequestObject)
+    _, claims = verify_client_jwt(svc.client_jwks, client, value, algs, InvalidRequestObject)
     now = int(time.time())
     if claims.get("iss") != client.client_id:
         raise InvalidRequestObject("The request object's iss must be the client_id.")

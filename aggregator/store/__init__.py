@@ -14,6 +14,7 @@ from aggregator.crypto import KeyRing
 from aggregator.store.assertions import ClientAssertionRepository
 from aggregator.store.audit import AuditRepository
 from aggregator.store.authorizations import PendingAuthorizationRepository
+from aggregator.store.client_jwks import ClientJwksRepository
 from aggregator.store.clients import ClientRepository
 from aggregator.store.codes import AuthorizationCodeRepository
 from aggregator.store.grants import GrantRepository
@@ -99,6 +100,10 @@ class Store:
     @cached_property
     def clients(self) -> ClientRepository:
         return ClientRepository(self.redis, self.keyring)
+
+    @cached_property
+    def client_jwks(self) -> ClientJwksRepository:
+        return ClientJwksRepository(self.redis)
 
     @cached_property
     def assertions(self) -> ClientAssertionRepository:

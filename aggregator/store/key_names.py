@@ -145,6 +145,16 @@ def client_assertion(client_id: str, jti_hash: str) -> str:
     return f"jti:{client_tag(client_id)}:{jti_hash}"
 
 
+def client_jwks(uri_hash: str) -> str:
+    """What a ``jwks_uri`` last answered (its keys, or that it failed), by the URI's SHA-256."""
+    return f"jwks:{uri_hash}"
+
+
+def client_jwks_fetch(uri_hash: str) -> str:
+    """The single-flight lease of whoever is fetching that ``jwks_uri`` now."""
+    return f"jwks-fetch:{uri_hash}"
+
+
 # our tokens and codes, found by the SHA-256 of their value (the value itself is never stored)
 def access_token(token_hash: str) -> str:
     return f"at:{token_hash}"

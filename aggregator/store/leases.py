@@ -38,24 +38,40 @@ class FailureNote:
     error: str
 
 
-class RefreshLeases:
-    """The leases of every registration, over one Redis client."""
+class KeyLeases:
+    """``SET NX PX`` leases on keys that ``store`` modules name; only the token's holder may
+    extend or release one."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
 
-    def acquire(self, person_id: str, registration_id: str, token: str, ttl_ms: int) -> bool:
-        key = key_names.registration_lock(person_id, registration_id)
+    def acquire(self, key: str, token: str, ttl_ms: int) -> bool:
         return bool(self.redis.set(key, token, nx=True, px=ttl_ms))
 
+    def release(self, key: str, token: str) -> None:
+        self._release(keys=[key], args=[token])
+
+    def extend(self, key: str, token: str, ttl_ms: int) -> bool:
+        return bool(self._extend(keys=[key], args=[token, ttl_ms]))
+
+
+class RefreshLeases:
+    """The leases of every registration, over one Redis client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._leases = KeyLeases(client)
+
+    def acquire(self, person_id: str, registration_id: str, token: str, ttl_ms: int) -> bool:
+        return self._leases.acquire(key_names.registration_lock(person_id, registration_id), token, ttl_ms)
+
     def release(self, person_id: str, registration_id: str, token: str) -> None:
-        self._release(keys=[key_names.registration_lock(person_id, registration_id)], args=[token])
+        self._leases.release(key_names.registration_lock(person_id, registration_id), token)
 
     def extend(self, person_id: str, registration_id: str, token: str, ttl_ms: int) -> bool:
-        key = key_names.registration_lock(person_id, registration_id)
-        return bool(self._extend(keys=[key], args=[token, ttl_ms]))
+        return self._leases.extend(key_names.registration_lock(person_id, registration_id), token, ttl_ms)
 
     def holder(self, person_id: str, registration_id: str) -> str | None:
         """The token of whoever holds the lease now (None when free)."""

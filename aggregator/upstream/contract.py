@@ -239,8 +239,9 @@ class PluginContext:
     callback_url: str
     cache: PluginCache
     notices: PersonNotices
-    #: the outbound HTTP client (a ``requests.Session``): the configured timeout, no redirects
-    #: followed, transport failures raised as :class:`UpstreamUnavailable` naming only the host
+    #: the outbound HTTP client (a ``requests.Session``): an overall deadline per request, a size
+    #: cap, no redirects followed, the production address rules, every failure raised as
+    #: :class:`UpstreamUnavailable` naming only the host
     http: UpstreamHTTP
 
     @property
