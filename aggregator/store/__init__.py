@@ -22,6 +22,7 @@ from aggregator.store.link_states import LinkStateRepository
 from aggregator.store.notices import NoticeRepository
 from aggregator.store.par import PushedRequestRepository
 from aggregator.store.people import PeopleRepository
+from aggregator.store.readiness import ReadinessProbe
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
 from aggregator.store.signing_keys import SigningKeyRepository
@@ -43,11 +44,9 @@ class Store:
         )
         return cls(client, keyring)
 
-    def ping(self) -> bool:
-        try:
-            return bool(self.redis.ping())
-        except redis.RedisError:
-            return False
+    @cached_property
+    def readiness(self) -> ReadinessProbe:
+        return ReadinessProbe(self.redis)
 
     # ------------------------------------------------------------------ people and pages
 
