@@ -335,12 +335,17 @@ def json_http_error(exc: HTTPException):
     return json_error(typed_http_error(exc))
 
 
+def json_unexpected(exc: Exception):
+    """Any other exception as RFC JSON: a store fault's 503 or a bare ``server_error``."""
+    return json_error(typed_unexpected(exc))
+
+
 def api_blueprint(name: str, import_name: str) -> Blueprint:
     """A blueprint of client-facing endpoints: every error is RFC JSON, whatever Accept says."""
     bp = Blueprint(name, import_name)
     bp.register_error_handler(ProtocolError, json_error)
     bp.register_error_handler(HTTPException, json_http_error)
-    bp.register_error_handler(Exception, lambda exc: json_error(typed_unexpected(exc)))
+    bp.register_error_handler(Exception, json_unexpected)
     return bp
 
 
