@@ -10,12 +10,12 @@ import redis
 from flask import Flask
 
 from aggregator.crypto import load_key_ring
-from aggregator.errors import register_error_handlers
+from aggregator.errors import Application, register_error_handlers
 from aggregator.logs import configure_logging, init_access_log
 from aggregator.registry.notices import RegistryNotices
 from aggregator.security import init_security
 from aggregator.services import EXTENSION, Services
-from aggregator.sessions import RedisSessionInterface
+from aggregator.sessions import install_sessions
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
 from aggregator.store.migrations import migrate
@@ -45,7 +45,7 @@ def create_app(
                           "otherwise point REDIS_URL at your Redis server.")
     configure_logging(settings.log_level)
 
-    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app = Application(__name__, template_folder="web/templates", static_folder="web/static")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
@@ -74,7 +74,7 @@ def create_app(
         name: build(context_for(name)) for name, build in (plugins or {}).items()
     }
 
-    app.session_interface = RedisSessionInterface(settings, store.sessions)
+    install_sessions(app, settings, store.sessions)
     init_security(app, settings)
     init_access_log(app)
     register_error_handlers(app)

@@ -2,7 +2,9 @@
 
 Every error a client can cause is one of these classes, carrying its RFC error code and HTTP
 status. API endpoints answer with the RFC 6749 §5.2 JSON shape; the person's pages render the
-same error as a readable page. Unexpected exceptions become ``server_error`` without details.
+same error as a readable page. Unexpected exceptions become ``server_error`` without details,
+except store faults (Redis down, read-only, ``MISCONF``): those are ``temporarily_unavailable``,
+a 503 with ``Retry-After``, whatever phase of the request they happen in.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from aggregator.store.faults import store_fault
 
 log = logging.getLogger("aggregator.errors")
 
@@ -115,9 +119,23 @@ class TooManyRequests(ProtocolError):
     status_code = 429
 
 
+#: seconds a client should wait before retrying a 503 (RFC 9110 §10.2.3 ``Retry-After``)
+RETRY_AFTER = 5
+
+
 class TemporarilyUnavailable(ProtocolError):
+    """RFC 6749 §4.1.2.1 ``temporarily_unavailable``: a 503 (RFC 9110 §15.6.4) that tells the
+    client when to retry (RFC 9110 §10.2.3)."""
+
     error = "temporarily_unavailable"
     status_code = 503
+
+    def __init__(self, description: str | None = None, *, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(description)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+STORE_UNAVAILABLE = "The service is briefly unavailable. Please try again in a moment."
 
 
 class UpstreamFailed(ProtocolError):
@@ -132,6 +150,9 @@ class ServerError(ProtocolError):
 
     error = "server_error"
     status_code = 500
+
+    def __init__(self, description: str = "The server could not complete the request.") -> None:
+        super().__init__(description)
 
 
 class HTTPRequestError(ProtocolError):
@@ -247,8 +268,14 @@ _HTTP_DESCRIPTIONS = {
 
 
 def wants_html() -> bool:
-    """Pages (set by page blueprints) and browsers get HTML; API clients get JSON."""
-    if getattr(g, "html_errors", False):
+    """Pages (routes of page blueprints) and browsers get HTML; API clients, and whoever posts
+    JSON, get JSON.
+
+    Decided by the route, not by a hook: an error raised before any blueprint hook has run (the
+    session, CSRF) still renders as its page."""
+    blueprints = current_app.blueprints
+    if not request.is_json and any(getattr(blueprints.get(name), "html_errors", False)
+                                   for name in request.blueprints):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes[
@@ -264,9 +291,34 @@ def json_error(exc: ProtocolError):
     return response
 
 
+def unavailable(exc: BaseException) -> TemporarilyUnavailable | None:
+    """The 503 for a store fault, logged as one warning line (its kind and class: a Redis
+    message may quote the command's values), or None when ``exc`` is not a store fault."""
+    fault = store_fault(exc)
+    if fault is None:
+        return None
+    log.warning("store unavailable: %s", fault.value, extra={"error_type": type(exc).__name__})
+    return TemporarilyUnavailable(STORE_UNAVAILABLE)
+
+
+def typed_unexpected(exc: BaseException) -> ProtocolError:
+    """An exception no handler expected: a store fault is a 503, anything else a logged 500."""
+    error = unavailable(exc)
+    if error is None:
+        log.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        error = ServerError()
+    return error
+
+
 def typed_http_error(exc: HTTPException) -> ProtocolError:
     """Werkzeug's own 4xx (no route, wrong method, a body too large, an unparsable form) as
-    the typed error it amounts to; a 405 keeps its ``Allow`` header (RFC 9110 §15.5.6)."""
+    the typed error it amounts to; a 405 keeps its ``Allow`` header (RFC 9110 §15.5.6).
+
+    Flask hands the failures after the view (saving the session, ``after_request``) over as an
+    InternalServerError wrapping them; Flask has logged them already."""
+    if isinstance(exc, InternalServerError):
+        original = exc.original_exception
+        return (original is not None and unavailable(original)) or ServerError()
     code = exc.code or 400
     description = _HTTP_DESCRIPTIONS.get(code, exc.description)
     if code == 405:
@@ -283,11 +335,17 @@ def json_http_error(exc: HTTPException):
     return json_error(typed_http_error(exc))
 
 
+def json_unexpected(exc: Exception):
+    """Any other exception as RFC JSON: a store fault's 503 or a bare ``server_error``."""
+    return json_error(typed_unexpected(exc))
+
+
 def api_blueprint(name: str, import_name: str) -> Blueprint:
     """A blueprint of client-facing endpoints: every error is RFC JSON, whatever Accept says."""
     bp = Blueprint(name, import_name)
     bp.register_error_handler(ProtocolError, json_error)
     bp.register_error_handler(HTTPException, json_http_error)
+    bp.register_error_handler(Exception, json_unexpected)
     return bp
 
 
@@ -298,6 +356,16 @@ def render_error(exc: ProtocolError):
                                status=exc.status_code)
         return html, exc.status_code, exc.headers
     return json_error(exc)
+
+
+class Application(Flask):
+    """Flask, except that a store fault reaching Flask's last resort (raised while saving the
+    session or in ``after_request``) is not logged as a traceback: the 500 handler turns it
+    into the 503 and logs its one warning line."""
+
+    def log_exception(self, exc_info) -> None:  # type: ignore[no-untyped-def]
+        if store_fault(exc_info[1]) is None:
+            super().log_exception(exc_info)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -313,5 +381,4 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        return render_error(ServerError("The server could not complete the request."))
+        return render_error(typed_unexpected(exc))

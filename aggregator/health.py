@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import redis
 from flask import Blueprint, jsonify
 
+from aggregator.errors import RETRY_AFTER
 from aggregator.services import services
+from aggregator.store.faults import store_fault
 
 bp = Blueprint("health", __name__)
 
@@ -17,7 +20,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready for traffic: Redis answers."""
-    if services().store.ping():
-        return jsonify(status="ready")
-    return jsonify(status="unavailable", error="redis unreachable"), 503
+    """Ready for traffic: Redis takes a write. A server that answers PING may still be a
+    read-only replica or refuse writes (``MISCONF``); the answer names which (RFC 9110 §15.6.4)."""
+    try:
+        services().store.readiness.write()
+    except redis.RedisError as exc:
+        fault = store_fault(exc)
+        if fault is None:
+            raise
+        return jsonify(status="unavailable", error=fault.value), 503, {"Retry-After": str(RETRY_AFTER)}
+    return jsonify(status="ready")

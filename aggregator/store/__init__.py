@@ -23,6 +23,7 @@ from aggregator.store.link_states import LinkStateRepository
 from aggregator.store.notices import NoticeRepository
 from aggregator.store.par import PushedRequestRepository
 from aggregator.store.people import PeopleRepository
+from aggregator.store.readiness import ReadinessProbe
 from aggregator.store.refresh_jobs import RefreshJobs
 from aggregator.store.registrations import RegistrationRepository
 from aggregator.store.sessions import SessionRepository
@@ -45,11 +46,9 @@ class Store:
         )
         return cls(client, keyring)
 
-    def ping(self) -> bool:
-        try:
-            return bool(self.redis.ping())
-        except redis.RedisError:
-            return False
+    @cached_property
+    def readiness(self) -> ReadinessProbe:
+        return ReadinessProbe(self.redis)
 
     # ------------------------------------------------------------------ people and pages
 

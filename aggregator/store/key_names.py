@@ -42,6 +42,10 @@ def throttle(action: str, kind: str, subject: str) -> str:
 SIGNING_KEYS = "keys:signing"
 
 
+# operations
+READINESS_PROBE = "readyz:probe"
+
+
 # registrations
 def registration(person_id: str, registration_id: str) -> str:
     return f"reg:{person_tag(person_id)}:{registration_id}"
