@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.aggregator import PersonAgent
 from tests.foundation.running import port_closed, start_runner
 
@@ -41,11 +43,16 @@ def test_external_redis_url_embeds_nothing(run_env, redis_url, tmp_path):
         runner.stop()
 
 
-def test_invalid_configuration_stops_with_a_message(run_env, tmp_path):
-    run_env["AGGREGATOR_PORT"] = "eighty"
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("AGGREGATOR_PORT", "eighty", "AGGREGATOR_PORT"),
+    ("AGGREGATOR_REDIS_PORT", "eighty", "AGGREGATOR_REDIS_PORT: Must be a port"),
+    ("AGGREGATOR_REDIS_FSYNC", "no", "AGGREGATOR_REDIS_FSYNC: Must be one of: always, everysec."),
+])
+def test_invalid_configuration_stops_with_a_message(run_env, tmp_path, variable, value, message):
+    run_env[variable] = value
     runner = start_runner(run_env, tmp_path / "runner.log")
     try:
         assert runner.exit_code() == 2
     finally:
         runner.stop()
-    assert "AGGREGATOR_PORT" in runner.output()
+    assert message in runner.output()

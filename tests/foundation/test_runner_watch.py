@@ -86,16 +86,6 @@ def test_a_killed_redis_is_restarted_with_its_data_and_durability(run_env, tmp_p
     assert log.read_text().count("Ready to accept connections") == 2, "both servers log there"
 
 
-def test_an_unknown_fsync_policy_is_refused(run_env, tmp_path):
-    run_env["AGGREGATOR_REDIS_FSYNC"] = "no"
-    runner = start_runner(run_env, tmp_path / "runner.log")
-    try:
-        assert runner.exit_code() == 2
-    finally:
-        runner.stop()
-    assert "AGGREGATOR_REDIS_FSYNC: Must be one of: always, everysec." in runner.output()
-
-
 def test_a_redis_that_cannot_come_back_stops_everything(run_env, tmp_path):
     _one_worker(run_env)
     runner = start_runner(run_env, tmp_path / "runner.log")
