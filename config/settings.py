@@ -29,6 +29,10 @@ DEVELOPMENT_SECRETS = frozenset({"demo-initial-access-token"})
 PASSWORD_HASHING = ("argon2id", "argon2id-minimal")
 PRODUCTION_PASSWORD_HASHING = "argon2id"
 
+#: The embedded Redis's ``appendfsync``: after a machine crash, ``always`` has lost nothing it
+#: acknowledged (one fsync per write), ``everysec`` up to about a second of acknowledged writes.
+REDIS_FSYNC = ("always", "everysec")
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable server; the message says why."""
@@ -113,6 +117,7 @@ class EnvironmentSchema(Schema):
         validate=validate.Regexp(r"^(redis|rediss|unix)://", error="Must be a redis://, rediss:// "
                                  "or unix:// URL."),
     )
+    AGGREGATOR_REDIS_FSYNC = fields.String(load_default="everysec", validate=validate.OneOf(REDIS_FSYNC))
     AGGREGATOR_PLUGINS = CommaList(load_default=lambda: ["sandbox"])
     AGGREGATOR_INITIAL_ACCESS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
     AGGREGATOR_ENCRYPTION_KEYS = fields.String(load_default=None)
@@ -189,6 +194,8 @@ class Settings:
     trust_proxy: int
     workers: int
     threads: int
+    #: the embedded Redis's appendfsync (an external Redis is configured where it runs)
+    redis_fsync: str = "everysec"
     password_hashing: str = PRODUCTION_PASSWORD_HASHING
     #: hosts (names or CIDR networks) the AS may reach in production despite a private address
     outbound_allowed_hosts: tuple[str, ...] = ()
@@ -242,6 +249,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         issuer=issuer,
         data_dir=Path(data["AGGREGATOR_DATA_DIR"]).resolve(),
         redis_url=data["REDIS_URL"],
+        redis_fsync=data["AGGREGATOR_REDIS_FSYNC"],
         plugins=tuple(dict.fromkeys(data["AGGREGATOR_PLUGINS"])),
         initial_access_token=data["AGGREGATOR_INITIAL_ACCESS_TOKEN"],
         encryption_keys=data["AGGREGATOR_ENCRYPTION_KEYS"],
