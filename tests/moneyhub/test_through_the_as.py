@@ -60,8 +60,8 @@ def registrations_of(server, username: str):
     return svc.store.registrations.list(person.id)
 
 
-def test_a_person_connects_two_banks_and_sees_them_as_one_share_group(moneyhub_as,
-                                                                        person_agent):
+def test_a_person_connects_two_banks_each_with_its_own_moneyhub_user(moneyhub_as,
+                                                                       person_agent):
     server = moneyhub_as()
     agent = person_agent(server)
     agent.signup("casey")
@@ -74,7 +74,8 @@ def test_a_person_connects_two_banks_and_sees_them_as_one_share_group(moneyhub_a
     stored = registrations_of(server, "casey")
     assert len(stored) == 2
     assert {r.provider for r in stored} == {"moneyhub"}
-    assert len({r.share_group for r in stored}) == 1 and stored[0].share_group
+    assert [r.share_group for r in stored] == [None, None], "shared one by one, not as a group"
+    assert len({r.metadata["moneyhub_user_id"] for r in stored}) == 2
 
 
 def test_the_hybrid_response_comes_back_through_the_relay_page(moneyhub_as, person_agent):
