@@ -42,7 +42,7 @@ from plugins.moneyhub import connections
 from plugins.moneyhub.authorization import AuthorizationRequest, Consent, months_before
 from plugins.moneyhub.config import CONNECTION_TYPES, MoneyhubConfig, MoneyhubSettings
 from plugins.moneyhub.data_scopes import moneyhub_scopes
-from plugins.moneyhub.identity import TOKEN_MARGIN, MoneyhubIdentity
+from plugins.moneyhub.identity import MoneyhubIdentity
 from plugins.moneyhub.users import DEDICATED, MoneyhubUsers
 
 if TYPE_CHECKING:
@@ -390,8 +390,7 @@ class MoneyhubPlugin(UpstreamPlugin):
             raise UpstreamError(report.error or "Moneyhub reports a problem with this connection.")
         self.users.reconcile(registration, listed)
         new_secrets = self._renew_grant(registration)
-        return TokenResult(self._data_token(registration.person, user_id, wanted),
-                           secrets=new_secrets)
+        return TokenResult(self._data_token(user_id, wanted), secrets=new_secrets)
 
     def _renew_grant(self, registration: Registration) -> dict[str, Any] | None:
         """RFC 6749 §6 refresh when the registration holds a refresh token (offline_access)."""
@@ -410,31 +409,19 @@ class MoneyhubPlugin(UpstreamPlugin):
             return {**registration.secrets, "refresh_token": rotated}
         return None
 
-    def _data_token(self, person: Person, user_id: str, scopes: tuple[str, ...]) -> UpstreamToken:
-        """Client credentials with ``sub`` (seed 001), cached per user and scope set."""
-        key = f"data:{user_id}:{' '.join(scopes)}"
-        cached = self.context.cache.get(key, person_id=person.id)
-        if cached and cached["expires_at"] - self.clock() > TOKEN_MARGIN:
-            return UpstreamToken(cached["access_token"], cached["expires_at"], "Bearer",
-                                 cached["scope"])
+    def _data_token(self, user_id: str, scopes: tuple[str, ...]) -> UpstreamToken:
+        """Client credentials with ``sub`` (seed 001). Not cached here: the core caches each
+        registration's tokens, and a token an app reported as rejected must be a new one."""
         try:
             body = self.identity.client_credentials(scopes, sub=user_id)
         except OAuthRefusal as failure:
             if failure.error in ("invalid_grant", "invalid_request"):
-                raise ReauthRequired("Moneyhub no longer knows this person's profile; "
+                raise ReauthRequired("Moneyhub no longer knows this connection's profile; "
                                      "connect the bank again.") from None
             raise UpstreamError(failure.explain("issue a data token")) from None
         expires_in = int(body.get("expires_in") or 0)
-        token = UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
-                              body.get("scope") or " ".join(scopes))
-        if expires_in > TOKEN_MARGIN:
-            self.context.cache.set(
-                key,
-                {"access_token": token.access_token, "expires_at": token.expires_at,
-                 "scope": token.scope},
-                ttl=expires_in - TOKEN_MARGIN, person_id=person.id,
-            )
-        return token
+        return UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
+                             body.get("scope") or " ".join(scopes))
 
     # ------------------------------------------------------------------ lifecycle
 
