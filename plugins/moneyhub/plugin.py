@@ -191,7 +191,7 @@ class MoneyhubPlugin(UpstreamPlugin):
                 "nonce": nonce,
                 "code_verifier": verifier,
                 "user_id": request.user_id,
-                # a new connection goes to a user of its own (an old-model reconnect keeps its)
+                # a new connection's user is its own; links begun before that lack the mark
                 "dedicated": request.journey == "connect",
                 "connection_id": request.connection_id,
                 "requested_expiry": (consent or {}).get("expirationDateTime"),
