@@ -1,15 +1,14 @@
 """The Moneyhub upstream plugin: Moneyhub bank connections as registrations.
 
-To Moneyhub this server is an API client ("partner", seed 000 use case 2): each of our people
-gets one Moneyhub user profile, and every bank they connect through Moneyhub is one connection
-of that user and one registration here. Moneyhub issues data tokens per *user*, not per
-connection, so a person's Moneyhub registrations form one share group: the consent page lets the
-person share all of them with an app, or none (see docs/moneyhub.md).
+To Moneyhub this server is an API client ("partner", seed 000 use case 2). Moneyhub issues data
+tokens per *user*, never per connection, so every link gets a Moneyhub user of its own: the
+registration's token reaches that link's connection and nothing else, and needs no share group.
+``users.py`` creates those users, cleans up abandoned links and deletes, before any token is
+released, each connection a token would reach beyond its registration (see docs/moneyhub.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -43,7 +42,8 @@ from plugins.moneyhub import connections
 from plugins.moneyhub.authorization import AuthorizationRequest, Consent, months_before
 from plugins.moneyhub.config import CONNECTION_TYPES, MoneyhubConfig, MoneyhubSettings
 from plugins.moneyhub.data_scopes import moneyhub_scopes
-from plugins.moneyhub.identity import TOKEN_MARGIN, MoneyhubIdentity
+from plugins.moneyhub.identity import MoneyhubIdentity
+from plugins.moneyhub.users import DEDICATED, MoneyhubUsers
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -77,6 +77,8 @@ class MoneyhubPlugin(UpstreamPlugin):
         self.settings = MoneyhubSettings(**config)
         self.clock = clock
         self.identity = MoneyhubIdentity(self.settings, context.cache, context.http, clock)
+        self.users = MoneyhubUsers(self.identity, context.cache, context.notices, clock,
+                                   self.settings.status_ttl)
 
     # ------------------------------------------------------------------ the chooser
 
@@ -110,44 +112,17 @@ class MoneyhubPlugin(UpstreamPlugin):
 
     # ------------------------------------------------------------------ people
 
-    def _user_id(self, person: Person) -> str:
-        """The person's Moneyhub user, created on first use (``POST /users``) and reused."""
-        cache = self.context.cache
-        user_id = cache.get("user", person_id=person.id)
-        if user_id:
-            return user_id
-        user_id = self.identity.create_user(person.id)
-        if cache.add("user", user_id, person_id=person.id):
-            log.info("moneyhub user created", extra={"person_id": person.id})
-            return self._remember_owner(user_id, person)
-        winner = cache.get("user", person_id=person.id)
-        if not winner:  # the other entry vanished meanwhile: ours will do
-            cache.set("user", user_id, person_id=person.id)
-            return self._remember_owner(user_id, person)
-        # another request created the person's user meanwhile: keep that one only
-        try:
-            self.identity.delete_user(user_id)
-        except UpstreamError:
-            log.warning("duplicate moneyhub user left behind", extra={"person_id": person.id})
-        return winner
-
-    def _remember_owner(self, user_id: str, person: Person) -> str:
-        """Webhooks name the Moneyhub user only: keep the way back to our person."""
-        self.context.cache.set(f"owner:{user_id}", person.id)
-        return user_id
-
     def owner_of(self, user_id: str) -> str | None:
         """Our person id for a Moneyhub user id, if the user is one of ours."""
         return self.context.cache.get(f"owner:{user_id}")
 
     def forget_person(self, person: Person) -> None:
-        """Deleting a person deletes their Moneyhub user and its connections (``DELETE /users``)."""
-        user_id = self.context.cache.get("user", person_id=person.id)
-        if user_id:
-            self.identity.delete_user(user_id)
-            self.context.cache.delete(f"connections:{user_id}")
-            self.context.cache.delete(f"owner:{user_id}")
-        self.context.cache.delete("user", person_id=person.id)
+        """Deleting a person deletes every Moneyhub user left for them: those of unfinished
+        links and the shared one of the old model (``DELETE /users/:id``)."""
+        try:
+            self.users.sweep(person.id, everything=True)
+        finally:
+            self.users.forget_person_user(person.id)
 
     # ------------------------------------------------------------------ linking
 
@@ -178,7 +153,7 @@ class MoneyhubPlugin(UpstreamPlugin):
             )
         request.check(now)  # before anything leaves the process
         if not request.user_id:
-            request = replace(request, user_id=self._user_id(person))
+            request = replace(request, user_id=self.users.create_for_link(person.id))
         return self.start(request, state=state)
 
     def start(self, request: AuthorizationRequest, *, state: str) -> LinkStart:
@@ -216,6 +191,8 @@ class MoneyhubPlugin(UpstreamPlugin):
                 "nonce": nonce,
                 "code_verifier": verifier,
                 "user_id": request.user_id,
+                # a new connection's user is its own; links begun before that lack the mark
+                "dedicated": request.journey == "connect",
                 "connection_id": request.connection_id,
                 "requested_expiry": (consent or {}).get("expirationDateTime"),
             },
@@ -269,10 +246,39 @@ class MoneyhubPlugin(UpstreamPlugin):
         *,
         reconnect: Registration | None = None,
     ) -> list[LinkedInstitution]:
-        """Verify Moneyhub's answer and turn the connection it names into a registration."""
+        """Verify Moneyhub's answer and turn the connection it names into a registration.
+
+        A new link that fails here deletes its Moneyhub user at once: no registration will
+        name it, and the person may have approved at the bank already.
+        """
+        new = remember["journey"] == "connect"
+        if new and not remember.get("dedicated"):
+            # begun before users were per link, towards the person's shared user: whatever it
+            # connected is no registration, so reconciliation deletes it before any release
+            raise LinkInvalid("This connection was started before an update of this service; "
+                              "connect the bank again.")
+        try:
+            connection_id, refresh_token = self._verified(params, remember)
+        except UpstreamError:
+            if new:
+                self.users.abandon(remember["user_id"])
+            raise
+        if reconnect is not None:
+            if connection_id != reconnect.external_id:
+                raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
+            refresh_token = refresh_token or reconnect.secrets.get("refresh_token")
+            return [self._linked(remember["user_id"], connection_id, refresh_token, remember,
+                                 dedicated=bool(reconnect.metadata.get(DEDICATED)),
+                                 group=reconnect.share_group)]
+        return [self._linked(remember["user_id"], connection_id, refresh_token, remember,
+                             dedicated=True, group=None)]
+
+    def _verified(
+        self, params: Mapping[str, str], remember: Mapping[str, Any]
+    ) -> tuple[str, str | None]:
+        """The connection id (``mh:con_id``) and refresh token of a callback that verifies."""
         _raise_for_error(params)
         response_type = remember["response_type"]
-        user_id = remember["user_id"]
         verifier = self.identity.id_tokens()
         code = (params.get("code") or None) if "code" in response_type else None
         if "code" in response_type and not code:
@@ -283,8 +289,8 @@ class MoneyhubPlugin(UpstreamPlugin):
             if not id_token:
                 raise LinkInvalid("Moneyhub sent no id_token back.")
             # OIDC Core §3.3.2.12: check the front-channel token before using the code
-            front = verifier.verify(id_token, nonce=remember["nonce"], sub=user_id, code=code,
-                                    state=params.get("state"))
+            front = verifier.verify(id_token, nonce=remember["nonce"], sub=remember["user_id"],
+                                    code=code, state=params.get("state"))
         refresh_token = None
         if code is not None:
             claims, refresh_token = self._exchange(code, remember, verifier)
@@ -295,11 +301,7 @@ class MoneyhubPlugin(UpstreamPlugin):
             raise LinkInvalid("Moneyhub's id_token names no connection (mh:con_id).")
         if remember["journey"] != "connect" and connection_id != remember["connection_id"]:
             raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
-        if reconnect is not None:
-            if connection_id != reconnect.external_id:
-                raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
-            refresh_token = refresh_token or reconnect.secrets.get("refresh_token")
-        return [self._linked(user_id, connection_id, refresh_token, remember)]
+        return connection_id, refresh_token
 
     def _exchange(
         self, code: str, remember: Mapping[str, Any], verifier: IdTokenVerifier
@@ -325,10 +327,15 @@ class MoneyhubPlugin(UpstreamPlugin):
         connection_id: str,
         refresh_token: str | None,
         remember: Mapping[str, Any],
+        *,
+        dedicated: bool,
+        group: str | None,
     ) -> LinkedInstitution:
+        """The registration: ``dedicated`` when its Moneyhub user is its own (no share group);
+        an old-model registration keeps its user's ``group`` through reconnects."""
         # seed 001: connection ids are "{bankId}:{uuid}"
         bank_id = connection_id.split(":", 1)[0]
-        self.context.cache.delete(f"connections:{user_id}")  # it has a new member now
+        self.users.forget_connections(user_id)  # it has a new member now
         bank = connection = None
         try:
             # descriptive only: the link itself has succeeded, so failures here must not lose it
@@ -352,36 +359,38 @@ class MoneyhubPlugin(UpstreamPlugin):
                 "bank_id": bank_id,
                 "bank_ref": (bank or {}).get("bankRef"),
                 "connection_type": (bank or {}).get("type"),
+                **({DEDICATED: True} if dedicated else {}),
             },
             consent_expires_at=expiry,
-            share_group=share_group(user_id),
+            share_group=group,
         )
 
     # ------------------------------------------------------------------ data access
 
     def access_token(self, registration: Registration, scopes: frozenset[str]) -> TokenResult:
-        """A data token for the person's Moneyhub user, limited to the mapped ``scopes``.
+        """A data token for the registration's Moneyhub user, limited to the mapped ``scopes``.
 
-        The connection must be healthy at Moneyhub; a held refresh token is renewed first, so a
-        revoked grant surfaces here. The data token itself comes from the client-credentials
-        grant with ``sub`` (seed 001): it is shared by the user's connections and cached.
+        The token (client credentials with ``sub``, seed 001) reaches every connection of the
+        user, so it is released only after a fresh look at them: the connection must be healthy,
+        and any other connection the token would reach beyond what is registered here is deleted
+        first (``users.reconcile``; no token when that fails). A held refresh token is renewed
+        first, so a revoked grant surfaces here.
         """
         wanted = moneyhub_scopes(scopes)
         if not wanted:
             raise UpstreamError("No Moneyhub data scope matches what the app was granted.")
         user_id = _user_of(registration)
-        report = connections.status_of(
-            self._connection(user_id, registration.external_id), self.clock()
-        )
+        listed = self.users.connections(user_id, fresh=True)
+        report = connections.status_of(_find(listed, registration.external_id), self.clock())
         if report.status == "reauth_required":
             raise ReauthRequired(report.error or connections.GONE)
         if report.status == "expired":
             raise ConsentExpired(report.error or "The consent at Moneyhub has expired.")
         if report.status != "ok":
             raise UpstreamError(report.error or "Moneyhub reports a problem with this connection.")
+        self.users.reconcile(registration, listed)
         new_secrets = self._renew_grant(registration)
-        return TokenResult(self._data_token(registration.person, user_id, wanted),
-                           secrets=new_secrets)
+        return TokenResult(self._data_token(user_id, wanted), secrets=new_secrets)
 
     def _renew_grant(self, registration: Registration) -> dict[str, Any] | None:
         """RFC 6749 §6 refresh when the registration holds a refresh token (offline_access)."""
@@ -400,61 +409,33 @@ class MoneyhubPlugin(UpstreamPlugin):
             return {**registration.secrets, "refresh_token": rotated}
         return None
 
-    def _data_token(self, person: Person, user_id: str, scopes: tuple[str, ...]) -> UpstreamToken:
-        """Client credentials with ``sub`` (seed 001), cached per user and scope set."""
-        key = f"data:{user_id}:{' '.join(scopes)}"
-        cached = self.context.cache.get(key, person_id=person.id)
-        if cached and cached["expires_at"] - self.clock() > TOKEN_MARGIN:
-            return UpstreamToken(cached["access_token"], cached["expires_at"], "Bearer",
-                                 cached["scope"])
+    def _data_token(self, user_id: str, scopes: tuple[str, ...]) -> UpstreamToken:
+        """Client credentials with ``sub`` (seed 001). Not cached here: the core caches each
+        registration's tokens, and a token an app reported as rejected must be a new one."""
         try:
             body = self.identity.client_credentials(scopes, sub=user_id)
         except OAuthRefusal as failure:
             if failure.error in ("invalid_grant", "invalid_request"):
-                raise ReauthRequired("Moneyhub no longer knows this person's profile; "
+                raise ReauthRequired("Moneyhub no longer knows this connection's profile; "
                                      "connect the bank again.") from None
             raise UpstreamError(failure.explain("issue a data token")) from None
         expires_in = int(body.get("expires_in") or 0)
-        token = UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
-                              body.get("scope") or " ".join(scopes))
-        if expires_in > TOKEN_MARGIN:
-            self.context.cache.set(
-                key,
-                {"access_token": token.access_token, "expires_at": token.expires_at,
-                 "scope": token.scope},
-                ttl=expires_in - TOKEN_MARGIN, person_id=person.id,
-            )
-        return token
+        return UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
+                             body.get("scope") or " ".join(scopes))
 
     # ------------------------------------------------------------------ lifecycle
 
     def _connection(self, user_id: str, connection_id: str) -> dict[str, Any] | None:
         """The connection from the user's list (cached briefly; refetched when it seems gone)."""
-        key = f"connections:{user_id}"
-        listed = self.context.cache.get(key)
-        fresh = listed is None
-        if fresh:
-            listed = self.identity.user_connections(user_id) or []
-            if self.settings.status_ttl:
-                self.context.cache.set(key, listed, ttl=self.settings.status_ttl)
-        found = next((c for c in listed if c.get("id") == connection_id), None)
-        if found is None and not fresh:
-            self.context.cache.delete(key)
-            return self._connection(user_id, connection_id)
-        return found
+        found = _find(self.users.connections(user_id), connection_id)
+        return found if found is not None else _find(
+            self.users.connections(user_id, fresh=True), connection_id)
 
     def report_statuses(self, person_id: str, user_id: str) -> int:
         """Ask Moneyhub for the user's connections now and report each one's status to the
         core (after a webhook), so apps see a broken connection before the person visits."""
-        listed = self.identity.user_connections(user_id) or []
-        if self.settings.status_ttl:
-            self.context.cache.set(f"connections:{user_id}", listed, ttl=self.settings.status_ttl)
-        reported = 0
-        for connection in listed:
-            report = connections.status_of(connection, self.clock())
-            if isinstance(connection.get("id"), str):
-                reported += self.context.notices.report_status(person_id, connection["id"], report)
-        return reported
+        return sum(self.users.registered(person_id, connection)
+                   for connection in self.users.connections(user_id, fresh=True))
 
     def status(self, registration: Registration) -> StatusReport:
         """``GET /users/:id/connections`` mapped onto our statuses (see connections.py)."""
@@ -466,12 +447,19 @@ class MoneyhubPlugin(UpstreamPlugin):
         )
 
     def unlink(self, registration: Registration) -> None:
-        """``DELETE /users/:id/connection/:connection-id``: Moneyhub revokes the bank grant."""
+        """Delete the registration's Moneyhub user (``DELETE /users/:id``), which deletes its
+        connection and revokes the bank grant (seed 001). Old model: delete the connection
+        (``DELETE /users/:id/connection/:connection-id``), and the shared user with its last
+        registration."""
         user_id = registration.metadata.get("moneyhub_user_id")
         if not isinstance(user_id, str):
             return  # never linked to a Moneyhub user: nothing upstream to delete
+        if registration.metadata.get(DEDICATED):
+            self.users.delete(user_id)
+            return
         self.identity.delete_connection(user_id, registration.external_id)
-        self.context.cache.delete(f"connections:{user_id}")
+        self.users.forget_connections(user_id)
+        self.users.after_unlink(registration, user_id)
 
     def blueprint(self) -> Blueprint | None:
         """``/plugins/moneyhub/webhooks`` when ``MONEYHUB_WEBHOOK_SECRET`` is set."""
@@ -482,9 +470,8 @@ class MoneyhubPlugin(UpstreamPlugin):
         return webhook_blueprint(self)
 
 
-def share_group(user_id: str) -> str:
-    """One group per Moneyhub user: its data token reaches all of the user's connections."""
-    return "moneyhub:" + hashlib.sha256(user_id.encode()).hexdigest()[:20]
+def _find(listed: list[dict[str, Any]], connection_id: str) -> dict[str, Any] | None:
+    return next((c for c in listed if c.get("id") == connection_id), None)
 
 
 def _user_of(registration: Registration) -> str:

@@ -147,7 +147,7 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
             return jsonify(received=event.id, duplicate=True), 200
         effect = effect_of(event)
         if effect.forget_connections:
-            cache.delete(f"connections:{effect.user_id}")
+            plugin.users.forget_connections(effect.user_id)
         plugin.context.notices.record(person_id, f"Moneyhub: {effect.summary}.")
         try:
             plugin.report_statuses(person_id, event.user_id)

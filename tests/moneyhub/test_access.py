@@ -72,20 +72,20 @@ def test_a_balances_only_grant_cannot_read_transactions(linked):
     assert get(reg.endpoint, "/transactions", token).status_code == 403
 
 
-def test_one_cached_data_token_serves_all_of_a_persons_connections(make_plugin, moneyhub_fake):
+def test_each_registration_has_its_own_moneyhub_user_and_token(make_plugin, moneyhub_fake):
     plugin, alex = make_plugin(), person()
     first = registration(alex, link(plugin, alex, MODELO)[0], "r1")
     second = registration(alex, link(plugin, alex, TEST_BANK)[0], "r2")
-    assert first.share_group == second.share_group
-    before = len(moneyhub_fake.controls.token_requests("client_credentials"))
+    assert first.metadata["moneyhub_user_id"] != second.metadata["moneyhub_user_id"]
+    assert first.share_group is None and second.share_group is None
     one = plugin.access_token(first, DATA_SCOPES).token
     two = plugin.access_token(second, DATA_SCOPES).token
-    assert one.access_token == two.access_token
-    assert len(moneyhub_fake.controls.token_requests("client_credentials")) == before + 1
-    accounts = get(first.endpoint, "/accounts", one.access_token).json()["data"]
-    assert {a["connectionId"] for a in accounts} == {first.external_id, second.external_id}, (
-        "why the consent page binds them: one Moneyhub token reaches every connection"
-    )
+    assert one.access_token != two.access_token
+    for reg, token in ((first, one), (second, two)):
+        accounts = get(reg.endpoint, "/accounts", token.access_token).json()["data"]
+        assert {a["connectionId"] for a in accounts} == {reg.external_id}, (
+            "a registration's token reaches its own connection and nothing else"
+        )
 
 
 def test_a_data_token_is_renewed_near_its_expiry(make_plugin, moneyhub_fake):
@@ -189,13 +189,17 @@ def test_a_connection_deleted_at_moneyhub_needs_the_person(linked, moneyhub_fake
         plugin.access_token(reg, DATA_SCOPES)
 
 
-def test_statuses_are_cached_briefly(make_plugin, moneyhub_fake):
+def test_statuses_are_cached_briefly_but_a_token_is_released_on_a_fresh_look(make_plugin,
+                                                                             moneyhub_fake):
     plugin, alex = make_plugin(), person()  # default: a user's connection list lives 30 s
     reg = registration(alex, link(plugin, alex, MODELO)[0])
     plugin.status(reg)
     plugin.status(reg)
-    plugin.access_token(reg, DATA_SCOPES)
     assert len(moneyhub_fake.controls.requests("users.list_connections")) == 1
+    plugin.access_token(reg, DATA_SCOPES)
+    assert len(moneyhub_fake.controls.requests("users.list_connections")) == 2, (
+        "what the token reaches is checked against Moneyhub, not a cached list"
+    )
 
 
 # ------------------------------------------------------------------------ reconnect and remove
@@ -220,7 +224,8 @@ def test_reconnect_runs_moneyhubs_refresh_or_reauth_journey(linked, moneyhub_fak
     assert pushed.connection_id == reg.external_id
     renewed = plugin.complete_link(alex, approve(start), remember, reconnect=reg)
     assert [r.external_id for r in renewed] == [reg.external_id]
-    assert renewed[0].share_group == reg.share_group
+    assert renewed[0].share_group is None
+    assert renewed[0].metadata == reg.metadata, "the same Moneyhub user, still its own"
     assert plugin.status(reg).status == "ok"
     assert plugin.access_token(reg, DATA_SCOPES).token.access_token
 
@@ -232,13 +237,14 @@ def test_reconnect_keeps_the_refresh_token(make_plugin):
     assert renewed.secrets == reg.secrets
 
 
-def test_unlink_deletes_the_connection_at_moneyhub(linked, moneyhub_fake):
+def test_unlink_deletes_the_registrations_moneyhub_user_and_connection(linked, moneyhub_fake):
     plugin, _, reg = linked
+    user_id = reg.metadata["moneyhub_user_id"]
     plugin.unlink(reg)
     assert moneyhub_fake.controls.connection(reg.external_id) is None
-    deletes = moneyhub_fake.controls.requests("users.delete_connection")
-    user_id = reg.metadata["moneyhub_user_id"]
-    assert deletes[0].path.endswith(f"/users/{user_id}/connection/{reg.external_id}")
+    assert moneyhub_fake.controls.user(user_id) is None
+    deletes = moneyhub_fake.controls.requests("users.delete_user")
+    assert deletes[0].path.endswith(f"/users/{user_id}")
     plugin.unlink(reg)  # already gone
     with pytest.raises(ReauthRequired):
         plugin.access_token(reg, DATA_SCOPES)
@@ -246,7 +252,7 @@ def test_unlink_deletes_the_connection_at_moneyhub(linked, moneyhub_fake):
 
 def test_unlink_failing_at_moneyhub_is_reported(linked, moneyhub_fake):
     plugin, _, reg = linked
-    moneyhub_fake.controls.fail("users.delete_connection", 503)
+    moneyhub_fake.controls.fail("users.delete_user", 503)
     with pytest.raises(UpstreamUnavailable):
         plugin.unlink(reg)
     assert moneyhub_fake.controls.connection(reg.external_id) is not None

@@ -75,20 +75,19 @@ def test_an_unreachable_bank_list_is_unavailable(make_plugin, moneyhub_fake):
 # ------------------------------------------------------------------------ Moneyhub users
 
 
-def test_each_person_gets_one_moneyhub_user_reused_for_every_bank(make_plugin, moneyhub_fake):
+def test_every_link_gets_a_moneyhub_user_of_its_own(make_plugin, moneyhub_fake):
     plugin, alex = make_plugin(), person("alex")
     first = link(plugin, alex, MODELO)[0]
     second = link(plugin, alex, TEST_BANK)[0]
     created = moneyhub_fake.controls.requests("users.create_user")
-    assert [r.json for r in created] == [{"clientUserId": alex.id}]
+    assert [r.json for r in created] == [{"clientUserId": alex.id}] * 2
     users = moneyhub_fake.controls.users()
-    assert len(users) == 1 and users[0].client_user_id == alex.id
-    assert first.metadata["moneyhub_user_id"] == second.metadata["moneyhub_user_id"]
-    assert first.share_group == second.share_group is not None
-    assert first.external_id != second.external_id
-
-    other = link(plugin, person("blake"), MODELO)[0]
-    assert other.share_group != first.share_group
+    assert len(users) == 2 and {u.client_user_id for u in users} == {alex.id}
+    assert first.metadata["moneyhub_user_id"] != second.metadata["moneyhub_user_id"]
+    for item in (first, second):
+        assert item.share_group is None, "its token reaches this registration only"
+        assert [c.id for c in moneyhub_fake.controls.connections(
+            item.metadata["moneyhub_user_id"])] == [item.external_id]
 
 
 def test_deleting_a_person_deletes_their_moneyhub_user(make_plugin, moneyhub_fake):
@@ -370,12 +369,12 @@ def test_rotated_moneyhub_keys_are_fetched_again(make_plugin, moneyhub_fake):
     assert len(moneyhub_fake.controls.requests("oidc.jwks")) == 2
 
 
-def test_concurrent_first_links_leave_one_moneyhub_user(make_plugin, moneyhub_fake):
+def test_concurrent_links_each_get_their_own_moneyhub_user(make_plugin, moneyhub_fake):
     plugin, alex = make_plugin(), person()
     with ThreadPoolExecutor(max_workers=4) as pool:
         starts = list(pool.map(lambda _: begin(plugin, alex, MODELO), range(4)))
-    assert len({remember["user_id"] for _, remember, _ in starts}) == 1
-    assert len(moneyhub_fake.controls.users()) == 1, "the losers' duplicates are deleted"
+    assert len({remember["user_id"] for _, remember, _ in starts}) == 4
+    assert len(moneyhub_fake.controls.users()) == 4
 
 
 def test_a_link_survives_moneyhub_failing_to_describe_it(make_plugin, moneyhub_fake):

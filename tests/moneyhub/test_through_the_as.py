@@ -12,6 +12,8 @@ import pytest
 import requests
 
 from tests.fixtures.moneyhub import MoneyhubFake
+from tests.moneyhub.reach import reached, tokens_reaching
+from tests.oauth.apps import INITIAL_ACCESS_TOKEN, code_flow, exchange, make_app
 
 MODELO = "b9be1fc1e54ae6d4229967411dc28545"
 TEST_BANK = "235bd1c410e96b29dd34aa751d5cb054"
@@ -26,7 +28,8 @@ def moneyhub_as(make_as, moneyhub_fake: MoneyhubFake):
         extra = {"MONEYHUB_STATUS_TTL": "0", "MONEYHUB_WEBHOOK_SECRET": WEBHOOK_SECRET}
         extra.update({f"MONEYHUB_{k.upper()}": v for k, v in settings.items()})
         env = moneyhub_fake.clients[client].env(moneyhub_fake, **extra)
-        server = make_as(AGGREGATOR_PLUGINS="moneyhub", **env)
+        server = make_as(AGGREGATOR_PLUGINS="moneyhub",
+                         AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN, **env)
         moneyhub_fake.controls.add_redirect_uri(
             f"{server.url}/connections/callback/moneyhub",
             moneyhub_fake.clients[client].client_id,
@@ -54,14 +57,24 @@ def connect(agent, institution: str) -> requests.Response:
     return agent.http.get(back, allow_redirects=False)
 
 
+def approve_only(agent, institution: str) -> None:
+    """Start linking ``institution`` and approve at Moneyhub; the callback never reaches the AS
+    (the tab was closed)."""
+    started = agent.post_form("/connections/new",
+                              {"provider": "moneyhub", "institution": institution})
+    assert started.status_code == 303, started.text
+    at_moneyhub = requests.get(started.headers["Location"], allow_redirects=False, timeout=10)
+    assert at_moneyhub.status_code == 302, at_moneyhub.text
+
+
 def registrations_of(server, username: str):
     svc = server.services
     person = svc.store.people.find_by_username(username)
     return svc.store.registrations.list(person.id)
 
 
-def test_a_person_connects_two_banks_and_sees_them_as_one_share_group(moneyhub_as,
-                                                                        person_agent):
+def test_a_person_connects_two_banks_each_with_its_own_moneyhub_user(moneyhub_as,
+                                                                       person_agent):
     server = moneyhub_as()
     agent = person_agent(server)
     agent.signup("casey")
@@ -74,7 +87,45 @@ def test_a_person_connects_two_banks_and_sees_them_as_one_share_group(moneyhub_a
     stored = registrations_of(server, "casey")
     assert len(stored) == 2
     assert {r.provider for r in stored} == {"moneyhub"}
-    assert len({r.share_group for r in stored}) == 1 and stored[0].share_group
+    assert [r.share_group for r in stored] == [None, None], "shared one by one, not as a group"
+    assert len({r.metadata["moneyhub_user_id"] for r in stored}) == 2
+
+
+def test_an_abandoned_link_is_reached_by_no_token_an_app_gets(moneyhub_as, person_agent,
+                                                              moneyhub_fake):
+    """The security review's scenario: bank A shared with the Grapher, bank B approved at
+    Moneyhub but never registered here."""
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("ines")
+    assert connect(agent, MODELO).status_code == 303
+    (bank_a,) = registrations_of(server, "ines")
+    grapher = make_app(server)
+    params, verifier = code_flow(server, grapher, agent)
+    token = exchange(grapher, params["code"], verifier).json()["access_token"]
+    before = grapher.post("/introspect", {"token": token}).json()
+
+    approve_only(agent, TEST_BANK)
+    (bank_b,) = [c for u in moneyhub_fake.controls.users()
+                 for c in moneyhub_fake.controls.connections(u.user_id)
+                 if c.id != bank_a.external_id]
+    assert bank_b.bank.id == TEST_BANK
+    assert [r.id for r in registrations_of(server, "ines")] == [bank_a.id], "B is not registered"
+
+    after = grapher.post("/introspect", {"token": token}).json()
+    # an app consenting now, for other scopes, gets a token minted after the abandoned link
+    budgeter = make_app(server, client_name="Budgeter")
+    params, verifier = code_flow(server, budgeter, agent, scope="openid accounts:read")
+    minted = budgeter.post("/introspect", {"token": exchange(
+        budgeter, params["code"], verifier).json()["access_token"]}).json()
+    tokens = set()
+    for answer in (before, after, minted):
+        (entry,) = answer["institutions"].values()
+        assert entry["registration_id"] == bank_a.id
+        assert reached(entry["endpoint"], entry["access_token"]) == {bank_a.external_id}
+        tokens.add(entry["access_token"])
+    assert len(tokens) == 2, "the Grapher's token, and one minted after bank B's approval"
+    assert tokens_reaching(moneyhub_fake, bank_b.id) == [], "no data token reaches bank B"
 
 
 def test_the_hybrid_response_comes_back_through_the_relay_page(moneyhub_as, person_agent):
@@ -107,6 +158,23 @@ def test_moneyhub_failing_stores_nothing(moneyhub_as, person_agent, moneyhub_fak
                               {"provider": "moneyhub", "institution": MODELO})
     assert started.status_code == 503
     assert registrations_of(server, "frank") == []
+
+
+def test_removal_deletes_the_moneyhub_user(moneyhub_as, person_agent, moneyhub_fake):
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("jonah")
+    connect(agent, MODELO)
+    connect(agent, TEST_BANK)
+    first, second = registrations_of(server, "jonah")
+    removed = agent.post_form("/connections/remove", {"registration": first.id},
+                              form_page="/connections")
+    assert removed.status_code == 303
+    assert moneyhub_fake.controls.user(first.metadata["moneyhub_user_id"]) is None
+    assert moneyhub_fake.controls.connection(first.external_id) is None
+    assert [u.user_id for u in moneyhub_fake.controls.users()] == [
+        second.metadata["moneyhub_user_id"]
+    ]
 
 
 def test_a_broken_connection_shows_on_the_dashboard_and_removal_deletes_it(
@@ -164,6 +232,15 @@ def test_webhooks_are_authenticated_validated_and_deduplicated(moneyhub_as, pers
     )
     dashboard = agent.http.get(agent.url("/")).text
     assert "Moneyhub: 2 new transaction(s) in 1 account(s)." in dashboard
+
+
+def test_a_deeply_nested_webhook_body_is_a_400(moneyhub_as):
+    server = moneyhub_as()
+    answer = requests.post(f"{server.url}/plugins/moneyhub/webhooks",
+                           params={"token": WEBHOOK_SECRET}, data="[" * 10_000,
+                           headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_request"
 
 
 def test_no_webhook_route_without_a_secret(make_as, moneyhub_fake):
