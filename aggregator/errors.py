@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("aggregator.errors")
@@ -142,6 +143,13 @@ class HTTPRequestError(ProtocolError):
     def __init__(self, status_code: int, description: str | None = None) -> None:
         super().__init__(description)
         self.status_code = status_code
+
+
+class ErrorSchema(Schema):
+    """The RFC 6749 §5.2 body that :meth:`ProtocolError.body` builds (documented in OpenAPI)."""
+
+    error = fields.String(required=True)
+    error_description = fields.String()
 
 
 # ------------------------------------------------------------------ the provider's errors

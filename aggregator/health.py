@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+from marshmallow import RAISE, Schema, fields
 
 from aggregator.services import services
 
 bp = Blueprint("health", __name__)
+
+
+class HealthSchema(Schema):
+    """What both probes answer: ``status``, and for an unready process the ``error``."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True)
+    error = fields.String()
 
 
 @bp.get("/healthz")
