@@ -85,14 +85,20 @@ ERRORS: dict[int, tuple[str, str]] = {
 CLIENT_AUTH: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {}]
 #: what every client-authenticated form endpoint may answer besides its success
 FORM_ERRORS = (400, 401, 413, 415)
+#: the example registration: a client_credentials-only client (RFC 7591 §2.1)
+MACHINE_CLIENT = {"client_name": "Batch job", "grant_types": ["client_credentials"], "response_types": []}
 
 
 def _json(description: str, schema: Any, media_type: str = JSON) -> dict[str, Any]:
     return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
-def _body(schema: Any, media_type: str = FORM, *, required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {media_type: {"schema": schema}}}
+def _body(schema: Any, media_type: str = FORM, *, required: bool = True,
+          example: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"required": required, "content": {media_type: content}}
 
 
 def _errors(*codes: int) -> dict[int, str]:
@@ -122,7 +128,7 @@ def _paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
         ("/register", {"post": {
             "operationId": "registerClient", "summary": "Dynamic client registration (RFC 7591)",
             "security": [{"initialAccessToken": []}],
-            "requestBody": _body(ClientMetadataSchema, JSON),
+            "requestBody": _body(ClientMetadataSchema, JSON, example=MACHINE_CLIENT),
             "responses": {201: _json("Registered; secrets are shown only now.", ClientInformationSchema),
                           **_errors(400, 401, 403, 413, 415)}}}, []),
         ("/register/{client_id}", {
@@ -131,7 +137,8 @@ def _paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
                     "responses": {200: client_information, **_errors(401, 404)}},
             "put": {"operationId": "updateClient", "summary": "Replace the metadata (RFC 7592 §2.2)",
                     "security": [{"registrationAccessToken": []}],
-                    "requestBody": _body(ClientUpdateSchema, JSON),
+                    "requestBody": _body(ClientUpdateSchema, JSON,
+                                         example={**MACHINE_CLIENT, "client_id": "BrHOHirALXmt1BAC-sDchw"}),
                     "responses": {200: client_information, **_errors(400, 401, 404, 413, 415)}},
             "delete": {"operationId": "deleteClient", "summary": "Delete the client (RFC 7592 §2.3)",
                        "security": [{"registrationAccessToken": []}],
@@ -145,7 +152,8 @@ def _paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
                                      PushedAuthorizationResponseSchema), **_errors(*FORM_ERRORS)}}}, []),
         ("/token", {"post": {
             "operationId": "token", "summary": "Token endpoint (RFC 6749 §3.2)",
-            "security": CLIENT_AUTH, "requestBody": _body(TokenRequestSchema),
+            "security": CLIENT_AUTH,
+            "requestBody": _body(TokenRequestSchema, example={"grant_type": "client_credentials"}),
             "responses": {200: _json("The tokens.", TokenResponseSchema), **_errors(*FORM_ERRORS)}}}, []),
         ("/introspect", {"post": {
             "operationId": "introspect", "summary": "Aggregated token introspection (RFC 7662, RFC 9701)",

@@ -2,7 +2,7 @@
 fuzz run (schemathesis) of every documented operation against a live AS on loopback.
 
 The fuzz run sends, per operation, ``FUZZ_EXAMPLES`` positive and as many negative examples
-(default 8: ``make test``; ``make fuzz`` sets 500), with valid credentials for the operation's
+(default 15: ``make test``; ``make fuzz`` sets 500), with valid credentials for the operation's
 security scheme, and requires of every answer: no 5xx, a documented status, the documented
 content type and a body that matches the documented schema.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -28,24 +30,32 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from aggregator.openapi import PATH
+from tests.fixtures.aggregator import LiveAS
 
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 INITIAL_ACCESS_TOKEN = "initial-access-token-for-the-fuzz-run"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
+CLIENT_AUTH_FIELDS = ("client_id", "client_secret", "client_assertion_type", "client_assertion")
 #: the blueprints whose every route answers JSON (the person's pages are HTML)
 JSON_BLUEPRINTS = ("oauth", "introspection", "health", "openapi")
 
 
 @dataclass
 class FuzzTarget:
-    """A live AS with registration open, one confidential client and its access token."""
+    """A live AS with registration open, one confidential client, and a person who granted it
+    ``openid`` (so that grant management and userinfo can answer 200, not only errors)."""
 
-    url: str
+    server: LiveAS
     basic: str = ""
-    access_token: str = ""
+    client_id: str = ""
+    person_id: str = ""
     findings: list[str] = field(default_factory=list)
-    examples: int = 0
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def register(self, metadata: dict) -> dict:
         response = requests.post(f"{self.url}/register", json=metadata, timeout=10,
@@ -53,29 +63,27 @@ class FuzzTarget:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def headers_for(self, security: list[dict]) -> dict[str, str]:
-        """Valid credentials for the operation's first security requirement."""
-        schemes = set(security[0]) if security else set()
-        if "clientSecretBasic" in schemes:
-            return {"Authorization": self.basic}
-        if "initialAccessToken" in schemes:
-            return {"Authorization": f"Bearer {INITIAL_ACCESS_TOKEN}"}
-        if "accessToken" in schemes:
-            return {"Authorization": f"Bearer {self.access_token}"}
-        return {}
+    def new_grant(self) -> str:
+        store = self.server.services.store
+        return store.grants.create(self.client_id, self.person_id, ["openid", "accounts:read"], {}).id
+
+    def new_access_token(self) -> str:
+        """An ``openid`` access token of the person's grant (one per example: /revoke ends it)."""
+        token, _ = self.server.services.store.tokens.issue_access_token(
+            client_id=self.client_id, person_id=self.person_id, grant_id=self.new_grant(),
+            scope="openid accounts:read", ttl=600)
+        return token
 
 
 @pytest.fixture
 def target(make_as) -> FuzzTarget:
-    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-    found = FuzzTarget(server.url)
+    found = FuzzTarget(make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN))
     client = found.register({"client_name": "Fuzzer", "grant_types": ["client_credentials"],
                              "response_types": []})
-    found.basic = "Basic " + base64.b64encode(
-        f"{client['client_id']}:{client['client_secret']}".encode()).decode()
-    token = requests.post(f"{server.url}/token", data={"grant_type": "client_credentials"},
-                          headers={"Authorization": found.basic}, timeout=10)
-    found.access_token = token.json()["access_token"]
+    found.client_id = client["client_id"]
+    found.basic = "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()
+                                              ).decode()
+    found.person_id = found.server.services.store.people.create("fuzz-person", "not-a-hash").id
     return found
 
 
@@ -122,31 +130,68 @@ def test_a_fuzz_run_over_every_operation_finds_no_5xx_and_nothing_undocumented(t
         except Unsatisfiable:
             unsatisfiable.append(operation.label)
     elapsed = time.monotonic() - started
-    print(f"fuzzed {len(operations)} operations, {target.examples} examples in {elapsed:.1f} s; "
+    examples = sum(target.statuses.values())
+    print(f"\nfuzzed {len(operations)} operations, {examples} examples in {elapsed:.1f} s; "
           f"no negative examples for: {', '.join(unsatisfiable)}")
+    for (label, status), count in sorted(target.statuses.items()):
+        print(f"  {label:45} {status}  x{count}")
     assert len(operations) == 17
+    assert {label for label, _ in target.statuses} == {op.label for op in operations}
     assert not target.findings, "\n\n".join(target.findings[:10])
 
 
-def _fuzz(target: FuzzTarget, operation, mode) -> None:
-    security = operation.definition.raw.get("security", [])
+def _fuzz(target: FuzzTarget, operation, mode: schemathesis.GenerationMode) -> None:
+    """``FUZZ_EXAMPLES`` examples of ``operation``, each with valid credentials; every other
+    positive example also reaches past the opening steps (no competing client credentials in the
+    body, a live token, grant or registration of its own), so success paths are fuzzed too."""
+    scheme = next(iter(operation.definition.raw["security"][0]), None) \
+        if operation.definition.raw.get("security") else None
+    seen = [0]
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    def run(case) -> None:
-        headers = target.headers_for(security)
-        if security and "registrationAccessToken" in security[0]:
-            client = target.register({"grant_types": ["client_credentials"], "response_types": []})
-            headers = {"Authorization": f"Bearer {client['registration_access_token']}"}
-            if mode is schemathesis.GenerationMode.POSITIVE:  # its own registration
-                case.path_parameters = {"client_id": client["client_id"]}
-        target.examples += 1
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def run(case: schemathesis.Case) -> None:
+        seen[0] += 1
+        deep = mode is schemathesis.GenerationMode.POSITIVE and seen[0] % 2 == 0
+        headers = _credentials(target, case, scheme, deep)
         response = case.call(base_url=target.url, headers=headers, timeout=10)
+        target.statuses[(operation.label, response.status_code)] += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
-        except Exception as failure:  # noqa: BLE001  (collect every finding, then report)
+        except FailureGroup as failure:  # collect every finding, then report them together
             target.findings.append(f"{operation.label} ({mode.value}): {failure}")
 
     run()
+
+
+def _credentials(target: FuzzTarget, case: schemathesis.Case, scheme: str | None,
+                 deep: bool) -> dict[str, str]:
+    """The Authorization header for ``scheme``; for a ``deep`` example, also the case's path
+    and body pointed at live records."""
+    body = case.body if isinstance(case.body, dict) else None
+    if deep and body is not None:
+        for name in CLIENT_AUTH_FIELDS:
+            body.pop(name, None)
+    if scheme == "clientSecretBasic":
+        if deep and "grant_id" in case.path_parameters:
+            case.path_parameters = {"grant_id": target.new_grant()}
+        if deep and body is not None and "token" in body:
+            body["token"] = target.new_access_token()
+        if deep and body is not None and body.get("grant_type") == "client_credentials":
+            body.pop("scope", None)
+        return {"Authorization": target.basic}
+    if scheme == "initialAccessToken":
+        return {"Authorization": f"Bearer {INITIAL_ACCESS_TOKEN}"}
+    if scheme == "registrationAccessToken":
+        client = target.register({"grant_types": ["client_credentials"], "response_types": []})
+        if deep:
+            case.path_parameters = {"client_id": client["client_id"]}
+            if body is not None:
+                body["client_id"] = client["client_id"]
+        return {"Authorization": f"Bearer {client['registration_access_token']}"}
+    if scheme == "accessToken":
+        if deep and body is not None:
+            body.pop("access_token", None)
+        return {"Authorization": f"Bearer {target.new_access_token()}"}
+    return {}
