@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench demo browser clean
+.PHONY: install run test fuzz lint bench demo browser clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ browser:
 ## test: the whole suite against real Redis, real HTTP servers and headless Chromium
 test: install browser
 	$(BIN)/python -m pytest -q
+
+## fuzz: the OpenAPI fuzz run (schemathesis) with FUZZ_EXAMPLES per operation and mode; not part of `test`
+FUZZ_EXAMPLES ?= 500
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s --timeout=3600 -p no:cacheprovider \
+	  tests/foundation/test_openapi.py -k fuzz
 
 lint: install
 	$(BIN)/ruff check .

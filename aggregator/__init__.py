@@ -94,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
     from aggregator.health import bp as health
     from aggregator.introspection.endpoint import bp as introspection
     from aggregator.oauth import init_oauth
+    from aggregator.openapi import bp as openapi
     from aggregator.registry.views import bp as registry
 
     app.register_blueprint(health)
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(registry)
     init_oauth(app)
     app.register_blueprint(introspection)
+    app.register_blueprint(openapi)
     for name, plugin in app.extensions[EXTENSION].plugins.items():
         extra = plugin.blueprint()
         if extra is not None:

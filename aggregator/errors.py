@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from aggregator.store.faults import store_fault
@@ -163,6 +164,13 @@ class HTTPRequestError(ProtocolError):
     def __init__(self, status_code: int, description: str | None = None) -> None:
         super().__init__(description)
         self.status_code = status_code
+
+
+class ErrorSchema(Schema):
+    """The RFC 6749 §5.2 body that :meth:`ProtocolError.body` builds (documented in OpenAPI)."""
+
+    error = fields.String(required=True)
+    error_description = fields.String()
 
 
 # ------------------------------------------------------------------ the provider's errors

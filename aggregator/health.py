@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, jsonify
+from marshmallow import RAISE, Schema, fields
 
 from aggregator.errors import RETRY_AFTER
 from aggregator.services import services
 from aggregator.store.faults import store_fault
 
 bp = Blueprint("health", __name__)
+
+
+class HealthSchema(Schema):
+    """What both probes answer: ``status``, and for an unready process the ``error``."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True)
+    error = fields.String()
 
 
 @bp.get("/healthz")

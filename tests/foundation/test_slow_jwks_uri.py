@@ -9,22 +9,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.foundation import test_run as runner
+from tests.foundation.running import start_runner
 from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, new_key
 from tests.oauth.jwks_servers import drip_server
-
-#: `make run`'s environment (a fixture of the runner's tests)
-run_env = runner.run_env
 
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-def test_a_dripping_jwks_uri_leaves_the_as_healthy(run_env):
+def test_a_dripping_jwks_uri_leaves_the_as_healthy(run_env, tmp_path):
     run_env["AGGREGATOR_INITIAL_ACCESS_TOKEN"] = INITIAL_ACCESS_TOKEN
-    url = f"http://127.0.0.1:{run_env['AGGREGATOR_PORT']}"
-    process = runner._start(run_env)
+    runner = start_runner(run_env, tmp_path / "runner.log")
+    url = runner.url
     try:
-        runner._wait_ready(url, process)
+        runner.wait_ready()
         with drip_server(3.0, limit=20) as dripping:
             registered = requests.post(f"{url}/register", timeout=10, json={
                 "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": dripping.url,
@@ -57,4 +54,4 @@ def test_a_dripping_jwks_uri_leaves_the_as_healthy(run_env):
             print(f"/healthz max {max(health) * 1000:.0f} ms over {len(health)} polls; "
                   f"/token max {max(e for _, e in results):.2f} s; fetches {len(dripping.hits)}")
     finally:
-        runner._stop(process)
+        runner.stop()
