@@ -74,7 +74,8 @@ class App:
         """POST a form to ``path``, authenticated as this client."""
         auth = self.auth()
         body = {**auth.pop("data", {}), **(data or {})}
-        return requests.post(f"{self.server.url}{path}", data=body, timeout=10, **auth, **kwargs)
+        kwargs.setdefault("timeout", 10)
+        return requests.post(f"{self.server.url}{path}", data=body, **auth, **kwargs)
 
     def request_object(self, **params: Any) -> str:
         """A signed request object (RFC 9101) carrying ``params``."""
