@@ -91,8 +91,10 @@ class LinkedInstitution:
 
     ``external_id`` identifies the upstream connection (a bank user id, a Moneyhub connection
     id); linking the same one again updates the existing registration instead of adding one.
-    ``share_group`` marks registrations that one upstream token covers together (e.g. all of a
-    person's Moneyhub connections): the consent page makes the person share all or none of them.
+    ``share_group`` marks registrations that one upstream token covers together: the consent
+    page makes the person share all or none of them, and introspection releases the token only
+    for what the grant allows at every one of them. Avoid it where the upstream can do better
+    (Moneyhub now gives each registration its own user, so its own token; see docs/moneyhub.md).
     """
 
     institution: Institution
