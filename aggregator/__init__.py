@@ -11,6 +11,7 @@ from flask import Flask
 
 from aggregator.crypto import load_key_ring
 from aggregator.errors import Application, register_error_handlers
+from aggregator.introspection.write_ahead import WriteAhead
 from aggregator.logs import configure_logging, init_access_log
 from aggregator.registry.notices import RegistryNotices
 from aggregator.security import init_security
@@ -53,6 +54,8 @@ def create_app(
     signing_keys = SigningKeys(store.signing_keys)
     try:
         migrate(store.redis)  # stored records in this code's schema (one GET when they are)
+        # refresh results that Redis refused for too long, kept on disk meanwhile
+        WriteAhead(settings.data_dir, keyring).replay(store.registrations)
         signing_keys.ensure()
     except redis.RedisError as exc:
         # the URL may carry a password: name only the host
