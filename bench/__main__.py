@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import introspection
+from bench import introspection, report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = introspection.run(seconds=args.seconds)
     print()
     print(introspection.table(figures))
-    path = introspection.write(figures, RESULTS)
+    path = report.write(figures, RESULTS, "introspection")
     print(f"\nwritten to {path}")
     missed = [name for name, part in figures.items() if isinstance(part, dict) and part.get("met") is False]
     return 1 if args.strict and missed else 0

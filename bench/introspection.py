@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from aggregator.oauth.clients import register_client
 from aggregator.services import Services
 from aggregator.testing.servers import reserve_port
 from aggregator.upstream.contract import Institution, LinkedInstitution, UpstreamToken
-from bench import upstream
+from bench import report, upstream
 from bench.cluster import Cluster, Server
 from bench.load import Request, Stats, burst, hammer, repeat
 from config import load_settings
@@ -181,9 +180,8 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
     ratio_a = fresh.throughput / floor.throughput if floor.throughput else 0.0
     ratio_b = many.percentile(50) / single.percentile(50) if single.latencies else float("inf")
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "when": report.now(),
+        "machine": report.machine(),
         "gunicorn": {"worker_class": "gthread", "workers": workers, "threads": threads},
         "a_fresh_tokens": {
             "load_threads": clients,
@@ -250,11 +248,3 @@ def table(figures: dict[str, Any]) -> str:
         verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b),
         verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c),
     ])
-
-
-def write(figures: dict[str, Any], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"introspection-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    (directory / "introspection-latest.json").write_text(path.read_text())
-    return path
