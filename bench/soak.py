@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from aggregator.store import key_names
 from aggregator.testing.servers import reserve_port
 from bench import report
 from bench.cluster import children
@@ -237,28 +238,56 @@ def chaos(soak: Soak, seconds: float) -> None:
         time.sleep(SETTLE)
 
 
-def check_everyone(soak: Soak, tries: int = 5) -> Counter:
+def settled(soak: Soak, person: Person) -> tuple[list[dict[str, Any]], bool]:
+    """``person``'s introspected institutions, and whether they are all there and ``ok``."""
+    body = introspect(soak, person) or {}
+    entries = list(body.get("institutions", {}).values())
+    return entries, len(entries) == person.institutions and all(e["status"] == "ok" for e in entries)
+
+
+def stuck_job(soak: Soak, registration_id: str) -> dict[str, Any]:
+    """What the refresh queue holds for a registration stuck "being refreshed" (evidence)."""
+    client = embedded_redis(soak.env)
+    try:
+        markers = list(client.scan_iter(match=key_names.refresh_job("*", registration_id, "*"),
+                                        count=1000))
+        queued = sum(fields.get(b"registration_id") == registration_id.encode()
+                     for _, fields in client.xrange(key_names.REFRESH_JOBS))
+        return {"markers_pttl_ms": [client.pttl(m) for m in markers], "jobs_in_stream": queued}
+    finally:
+        client.close()
+
+
+def check_everyone(soak: Soak, patience: float = 150.0) -> Counter:
     """Each person's next introspection: ``ok`` (every institution listed, ``ok``, its token
-    accepted by the bank) or what went wrong; an ``error`` entry ("still being refreshed") is
-    asked again a few times first."""
+    accepted by the bank) or what went wrong. People not settled at once are asked again every
+    few seconds for up to ``patience`` seconds: a stall, if they settle, else lost."""
     outcomes: Counter = Counter()
+    waiting = []
     for person in soak.people:
-        for attempt in range(tries):
-            body = introspect(soak, person) or {}
-            entries = list(body.get("institutions", {}).values())
-            if all(e["status"] == "ok" for e in entries) or attempt == tries - 1:
-                break
-            time.sleep(1)
+        entries, ok = settled(soak, person)
+        if not ok:
+            waiting.append(person)
+            soak.event("not settled", person=person.name, entries=entries, queue=[
+                stuck_job(soak, e["registration_id"]) for e in entries if e["status"] == "error"])
+            continue
+        for entry in entries:
+            outcomes["ok" if accounts(entry).status_code == 200 else "rejected_by_bank"] += 1
+    began = time.monotonic()
+    while waiting and time.monotonic() - began < patience:
+        time.sleep(5)
+        for person in list(waiting):
+            entries, ok = settled(soak, person)
+            if ok:
+                waiting.remove(person)
+                outcomes["stalled_then_ok"] += len(entries)
+                soak.event("settled", person=person.name, after_s=round(time.monotonic() - began, 1))
+    for person in waiting:
+        entries, _ = settled(soak, person)
         outcomes["missing"] += person.institutions - len(entries)
         for entry in entries:
-            if entry["status"] != "ok":
-                outcomes[entry["status"]] += 1
-                soak.event("connection lost", person=person.name, entry=entry)
-            elif accounts(entry).status_code != 200:
-                outcomes["rejected_by_bank"] += 1
-                soak.event("token rejected", person=person.name, institution=entry.get("name"))
-            else:
-                outcomes["ok"] += 1
+            outcomes[entry["status"] if entry["status"] != "ok" else "ok"] += 1
+        soak.event("connection lost", person=person.name, entries=entries)
     return outcomes
 
 
@@ -322,7 +351,7 @@ def _figures(soak: Soak, seconds: float, refreshes: int, outcomes: Counter) -> d
     statuses = {f"{server} {status}": n for (server, status), n in sorted(soak.statuses.items())}
     as_5xx = sum(n for (server, status), n in soak.statuses.items()
                  if server == "as" and status >= 500 and status != 503)
-    lost = sum(n for outcome, n in outcomes.items() if outcome != "ok")
+    lost = sum(n for outcome, n in outcomes.items() if outcome not in ("ok", "stalled_then_ok"))
     notable = [line for line in soak.runner.output().splitlines()
                if any(word in line for word in ("Traceback", "ERROR", "Error", "exited", "restart"))]
     return {
@@ -345,6 +374,7 @@ def _figures(soak: Soak, seconds: float, refreshes: int, outcomes: Counter) -> d
         "as_5xx_other_than_503": as_5xx,
         "no_answer": soak.statuses["as", 0],
         "final_check": dict(outcomes),
+        "connections_stalled": outcomes["stalled_then_ok"],
         "connections_lost": lost,
         "met": as_5xx == 0 and lost == 0,
         "server_errors": soak.server_errors[:20],
@@ -365,6 +395,7 @@ def table(figures: dict[str, Any]) -> str:
         ("AS answers 503 (Redis down)", figures["as_503"]),
         ("AS answers 5xx other than 503", f"{figures['as_5xx_other_than_503']}  (target 0)"),
         ("AS requests without an answer", figures["no_answer"]),
+        ("connections stalled, then ok", figures["connections_stalled"]),
         ("connections lost", f"{figures['connections_lost']}  (target 0)"),
     ]
     lines = [f"{name:<36}{value!s:>16}" for name, value in rows]
