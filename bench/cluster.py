@@ -36,8 +36,11 @@ class Cluster:
     def close(self) -> None:
         self._stack.close()
 
-    def redis(self) -> EmbeddedRedis:
-        server = EmbeddedRedis(self.workdir / "redis", reserve_port(), appendonly=False).start()
+    def redis(self, appendfsync: str | None = None) -> EmbeddedRedis:
+        """An embedded Redis; append-only with ``appendfsync`` when given, else in memory only."""
+        port = reserve_port()
+        server = EmbeddedRedis(self.workdir / f"redis-{port}", port, appendonly=appendfsync is not None,
+                               appendfsync=appendfsync or "everysec").start()
         self._stack.callback(server.stop)
         return server
 
