@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test fuzz lint bench demo browser clean
+.PHONY: install run test fuzz lint bench soak demo browser clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,9 +41,14 @@ lint: install
 demo: install
 	$(BIN)/python -m examples.demo
 
-## bench: benchmarks (not part of the tests)
+## bench: benchmarks (not part of the tests): introspection (with the fsync cost), then the soak run
 bench: install
 	$(BIN)/python -m bench
+
+## soak: the soak run alone (make run under load, Redis and AS workers killed); SOAK_SECONDS of load
+SOAK_SECONDS ?= 150
+soak: install
+	$(BIN)/python -m bench --soak --soak-seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

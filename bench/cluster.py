@@ -36,8 +36,11 @@ class Cluster:
     def close(self) -> None:
         self._stack.close()
 
-    def redis(self) -> EmbeddedRedis:
-        server = EmbeddedRedis(self.workdir / "redis", reserve_port(), appendonly=False).start()
+    def redis(self, appendfsync: str | None = None) -> EmbeddedRedis:
+        """An embedded Redis; append-only with ``appendfsync`` when given, else in memory only."""
+        port = reserve_port()
+        server = EmbeddedRedis(self.workdir / f"redis-{port}", port, appendonly=appendfsync is not None,
+                               appendfsync=appendfsync or "everysec").start()
         self._stack.callback(server.stop)
         return server
 
@@ -71,17 +74,23 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the server's worker processes (Linux)."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
-        for child in children:
+        for child in children(self.process.pid):
             try:
                 fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
         return total / ticks
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux); none once it has exited."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
 
 
 def _stop(process: subprocess.Popen) -> None:

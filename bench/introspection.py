@@ -4,13 +4,14 @@
     as a fraction of a minimal Flask endpoint doing one Redis GET (same gunicorn settings);
 (b) latency with 20 registrations all needing a refresh from a 100 ms upstream, against an
     introspection needing a single refresh;
-(c) upstream refreshes caused by 50 simultaneous introspections of one expired registration.
+(c) upstream refreshes caused by 50 simultaneous introspections of one expired registration;
+(d) (a)'s fresh introspection on an append-only Redis under ``appendfsync everysec`` and under
+    ``always``, alternated A B A B: what fsync at every write costs.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 import tempfile
@@ -27,13 +28,14 @@ from aggregator.oauth.clients import register_client
 from aggregator.services import Services
 from aggregator.testing.servers import reserve_port
 from aggregator.upstream.contract import Institution, LinkedInstitution, UpstreamToken
-from bench import upstream
+from bench import report, upstream
 from bench.cluster import Cluster, Server
 from bench.load import Request, Stats, burst, hammer, repeat
 from config import load_settings
 
 DATA = "accounts:read balances:read transactions:read"
 LATENCY_MS = 100
+FSYNC = ("everysec", "always")  # appendfsync policies compared in (d), in this order
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,40 @@ def _interleaved(runs: dict[str, tuple[Server, Callable[[float], Stats]]], secon
     return totals
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """An AS's environment on one Redis, its Grapher registered; ``seed`` adds people to it."""
+
+    environ: dict[str, str]
+    port: int
+    svc: Services
+    seed: Callable[..., Seeded]
+
+
+def _deploy(redis_url: str, bank_url: str, site: Path, data_dir: Path) -> Deployment:
+    port = reserve_port()
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "REDIS_URL": redis_url,
+        "AGGREGATOR_ISSUER": f"http://127.0.0.1:{port}",
+        "AGGREGATOR_DATA_DIR": str(data_dir),
+        "AGGREGATOR_ENCRYPTION_KEYS": KeyRing.new_key_item(),
+        "AGGREGATOR_PLUGINS": "benchbank",
+        "BENCHBANK_URL": bank_url,
+    }
+    svc: Services = create_app(environ).extensions["aggregator"]
+    issued = register_client(svc, {
+        "client_name": "Grapher", "redirect_uris": ["https://grapher.example/cb"],
+        "grant_types": ["authorization_code"], "scope": f"openid {DATA}"})
+    app_auth = "Basic " + base64.b64encode(
+        f"{issued.client.client_id}:{issued.client_secret}".encode()).decode()
+    return Deployment(environ, port, svc, lambda *a, **k: _seed(
+        svc, bank_url, app_auth, issued.client.client_id, *a, **k))
+
+
 def run(seconds: float = 6.0) -> dict[str, Any]:
-    """Run the three phases; returns the figures (also printed and written by ``main``)."""
+    """Run the four phases; returns the figures (also printed and written by ``main``)."""
     defaults = load_settings({})
     workers, threads = defaults.workers, defaults.threads
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Cluster(Path(tmp)) as cluster:
@@ -117,24 +151,8 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
         redis = cluster.redis()
         bank = cluster.gunicorn("bench.upstream:app", dict(os.environ), workers=1, threads=64,
                                 ready_path="/stats")
-        port = reserve_port()
-        environ = {
-            **os.environ,
-            "PYTHONPATH": str(site),
-            "REDIS_URL": redis.url,
-            "AGGREGATOR_ISSUER": f"http://127.0.0.1:{port}",
-            "AGGREGATOR_DATA_DIR": str(Path(tmp) / "as"),
-            "AGGREGATOR_ENCRYPTION_KEYS": KeyRing.new_key_item(),
-            "AGGREGATOR_PLUGINS": "benchbank",
-            "BENCHBANK_URL": bank.url,
-        }
-        svc: Services = create_app(environ).extensions["aggregator"]
-        issued = register_client(svc, {
-            "client_name": "Grapher", "redirect_uris": ["https://grapher.example/cb"],
-            "grant_types": ["authorization_code"], "scope": f"openid {DATA}"})
-        app_auth = "Basic " + base64.b64encode(
-            f"{issued.client.client_id}:{issued.client_secret}".encode()).decode()
-        seed = lambda *a, **k: _seed(svc, bank.url, app_auth, issued.client.client_id, *a, **k)  # noqa: E731
+        main = _deploy(redis.url, bank.url, site, Path(tmp) / "as")
+        svc, environ, port, seed = main.svc, main.environ, main.port, main.seed
         four = seed("four", 4, cached_for=3600)
         twenty = seed("twenty", 20, cached_for=None)
         one = seed("one", 1, cached_for=None)
@@ -160,6 +178,18 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
                                                  check=lambda s, b: s == 200 and b.strip() == inactive)),
         }, seconds)
 
+        # (d) the same as "fresh" on an append-only Redis, fsync once a second or at every write,
+        # alternated A B A B
+        fsync = {}
+        for policy in FSYNC:
+            on = _deploy(cluster.redis(appendfsync=policy).url, bank.url, site, Path(tmp) / policy)
+            person = on.seed("four", 4, cached_for=3600)
+            fsync[policy] = (cluster.gunicorn("wsgi:app", on.environ, workers=workers, threads=threads,
+                                              port=on.port, ready_path="/readyz"), person)
+        d = _interleaved({policy: (server, lambda t, server=server, person=person: hammer(
+            server.url, person.request, threads=clients, seconds=t, check=person.check))
+            for policy, (server, person) in fsync.items()}, seconds, rounds=2)
+
         # (b) every token must be refreshed, upstream answers in 100 ms
         upstream.set_faults(bank.url, latency_ms=LATENCY_MS, access_token_ttl=30)
         repeat(server.url, one.request, times=2, check=one.check)  # warm up the refresh path
@@ -172,18 +202,19 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
         crowd = burst(server.url, stampede.request, count=50, check=stampede.check)
         calls = upstream.refreshes(bank.url) - before
 
-    return _figures(workers, threads, clients, a, single, many, crowd, calls)
+    return _figures(workers, threads, clients, a, single, many, crowd, calls, d)
 
 
 def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], single: Stats,
-             many: Stats, crowd: Stats, calls: int) -> dict[str, Any]:
+             many: Stats, crowd: Stats, calls: int, d: dict[str, Measured]) -> dict[str, Any]:
     floor, fresh = a["floor"].stats, a["fresh"].stats
     ratio_a = fresh.throughput / floor.throughput if floor.throughput else 0.0
+    everysec, always = (d[policy].stats for policy in FSYNC)
+    ratio_d = always.throughput / everysec.throughput if everysec.throughput else 0.0
     ratio_b = many.percentile(50) / single.percentile(50) if single.latencies else float("inf")
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "when": report.now(),
+        "machine": report.machine(),
         "gunicorn": {"worker_class": "gthread", "workers": workers, "threads": threads},
         "a_fresh_tokens": {
             "load_threads": clients,
@@ -211,6 +242,12 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
             "target": "== 1",
             "met": calls == 1 and crowd.errors == 0,
         },
+        "d_fsync": {
+            "load_threads": clients,
+            "introspection_4_fresh_everysec": d["everysec"].as_dict(),
+            "introspection_4_fresh_always": d["always"].as_dict(),
+            "throughput_ratio_always_to_everysec": round(ratio_d, 3),
+        },
     }
 
 
@@ -220,6 +257,7 @@ def table(figures: dict[str, Any]) -> str:
     floor, fresh, unknown = (a["floor_one_redis_get"], a["introspection_4_fresh"],
                              a["introspection_unknown_token"])
     one, twenty = b["one_refresh"], b["twenty_refreshes"]
+    d = figures["d_fsync"]
     g = figures["gunicorn"]
 
     def row(name: str, m: dict[str, Any]) -> str:
@@ -244,17 +282,12 @@ def table(figures: dict[str, Any]) -> str:
         f"{'(c) ' + str(c['simultaneous_introspections']) + ' at once, one expired registration':<44}"
         f"{'':>9}{c['p50_ms']:>9}{c['max_ms']:>9}{'':>12}"
         f"{c['simultaneous_introspections'] - c['answered_ok']:>8}",
+        row("(d) 4 fresh, appendfsync everysec", d["introspection_4_fresh_everysec"]),
+        row("(d) 4 fresh, appendfsync always", d["introspection_4_fresh_always"]),
         "",
         f"{'target':<44}{'value':>9}{'goal':>9}",
         verdict("(a) introspect / floor, throughput", a["throughput_ratio"], a),
         verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b),
         verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c),
+        f"{'(d) always / everysec, throughput':<44}{d['throughput_ratio_always_to_everysec']!s:>9}",
     ])
-
-
-def write(figures: dict[str, Any], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"introspection-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    (directory / "introspection-latest.json").write_text(path.read_text())
-    return path
