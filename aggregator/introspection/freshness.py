@@ -63,6 +63,8 @@ class Outcome:
     status: str
     token: UpstreamToken | None = None
     error: str | None = None
+    #: our own store failed, not the institution: worth trying again as soon as it is back
+    store_fault: bool = False
 
 
 def _ok(token: UpstreamToken) -> Outcome:
@@ -330,4 +332,5 @@ class FreshTokens:
 
 
 def _store_fault() -> Outcome:
-    return _failed("error", "This server could not reach its own storage; try again in a moment.")
+    return Outcome("error", None, "This server could not reach its own storage; try again in a moment.",
+                   store_fault=True)

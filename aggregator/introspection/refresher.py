@@ -39,6 +39,12 @@ log = logging.getLogger("aggregator.refresher")
 CONCURRENCY = 16
 #: seconds between heartbeats (the heartbeat key lives HEARTBEAT_TTL_MS)
 HEARTBEAT_EVERY = 1.0
+#: how long a job is retried while Redis is unavailable before it is left pending
+STORE_RETRY_SECONDS = 60.0
+
+
+class StoreUnavailable(Exception):
+    """A job could not run or be acknowledged because Redis failed: retried, not reported."""
 
 
 class Refresher:
@@ -106,8 +112,24 @@ class Refresher:
     # ------------------------------------------------------------------ one job
 
     def _run_job(self, job: RefreshJob) -> None:
+        """Run ``job``; while Redis is unavailable, try again as soon as it may be back (the job
+        is only acknowledged once its result is stored)."""
+        pause = 0.2
+        deadline = time.monotonic() + STORE_RETRY_SECONDS
         try:
-            self.process(job)
+            while True:
+                try:
+                    self.process(job)
+                    return
+                except (redis.RedisError, StoreUnavailable) as exc:
+                    if self._stopping.is_set() or time.monotonic() + pause > deadline:
+                        # left pending: another refresher takes it over after CLAIM_IDLE_MS
+                        log.warning("refresh job left for later: store unavailable",
+                                    extra={"registration_id": job.registration_id,
+                                           "error": type(exc).__name__})
+                        return
+                    self._stopping.wait(pause)
+                    pause = min(pause * 2, 2.0)
         except Exception:
             log.exception("refresh job failed", extra={"registration_id": job.registration_id})
         finally:
@@ -130,6 +152,8 @@ class Refresher:
         deadline = time.monotonic() + self.svc.settings.upstream_timeout
         outcome = self.fresh.refresh(person.as_person(), record, job.scopes, seen, deadline,
                                      min_remaining=job.min_remaining)
+        if outcome.store_fault:
+            raise StoreUnavailable(outcome.error)
         failure = None if outcome.token is not None else (outcome.status, outcome.error or "")
         self.jobs.done(job, failure)
 

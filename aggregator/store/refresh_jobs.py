@@ -52,8 +52,19 @@ class FailedRefresh:
 
 
 class RefreshJobs:
+    # the marker and the job together or not at all: a marker without its job would keep
+    # anyone from queueing the refresh until the marker expired
+    _REQUEST = """
+    if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'person_id', ARGV[3],
+               'registration_id', ARGV[4], 'scopes', ARGV[5], 'min_remaining', ARGV[6],
+               'requested_at', ARGV[7])
+    return 1
+    """
+
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._request = client.register_script(self._REQUEST)
 
     # ------------------------------------------------------------------ web workers
 
@@ -61,14 +72,9 @@ class RefreshJobs:
                 min_remaining: int, ttl_ms: int) -> bool:
         """Queue a refresh unless one of the same is queued already; True when this call did."""
         marker = key_names.refresh_job(person_id, registration_id, scope_key(scopes))
-        if not self.redis.set(marker, "1", nx=True, px=ttl_ms):
-            return False
-        self.redis.xadd(key_names.REFRESH_JOBS, {
-            "person_id": person_id, "registration_id": registration_id,
-            "scopes": " ".join(sorted(scopes)), "min_remaining": min_remaining,
-            "requested_at": time.time(),
-        }, maxlen=MAX_LEN, approximate=True)
-        return True
+        return bool(self._request(keys=[marker, key_names.REFRESH_JOBS], args=[
+            ttl_ms, MAX_LEN, person_id, registration_id, " ".join(sorted(scopes)), min_remaining,
+            time.time()]))
 
     def refresher_alive(self) -> bool:
         return bool(self.redis.exists(key_names.REFRESHER_ALIVE))

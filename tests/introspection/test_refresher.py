@@ -117,6 +117,10 @@ def test_redis_killed_during_the_bank_call_loses_no_rotated_token(make_as, banks
         assert accounts(record, outcome).status_code == 200
         stored = server.services.store.registrations.secrets(record)["refresh_token"]
         assert stored in bank.refresh_tokens, "the rotated refresh token survived the outage"
+        # and the queue is not left blocked: the job was acknowledged, its marker is gone
+        jobs = server.services.store.refresh_jobs
+        wait_for(lambda: jobs.status() == {"queued": 0, "pending": 0, "refresher_alive": True})
+        assert jobs.request(owner.id, record.id, SCOPES, 60, 120_000)
         running.stop()
     finally:
         own.stop()
@@ -171,3 +175,4 @@ def test_the_cli_shows_the_queue(server, person, banks):
         "AGGREGATOR_PLUGINS": "", "AGGREGATOR_LOG_LEVEL": "WARNING"})
     assert result.exit_code == 0, result.output
     assert '"queued": 1' in result.output and '"refresher_alive": false' in result.output
+
