@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -28,17 +30,23 @@ from config import ConfigError, Settings, load_settings
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("aggregator")
+
 
 def create_app(
     config: Settings | Mapping[str, str] | None = None,
     *,
     plugins: Mapping[str, Callable[[PluginContext], UpstreamPlugin]] | None = None,
+    wait_for_redis: bool = False,
 ) -> Flask:
     """Build the AS. ``config`` is Settings, an environment-like mapping, or None (os.environ).
 
     ``plugins`` adds plugins to (or replaces same-named ones from) ``AGGREGATOR_PLUGINS``: name ->
     a factory given the PluginContext the AS builds for that name, e.g. the plugin class itself
     bound to its configuration. Tests and embedders pass plugins this way instead of by entry point.
+
+    An unreachable Redis stops start-up with a clear ``ConfigError``, unless ``wait_for_redis``
+    (gunicorn's workers, ``wsgi.py``): then the app answers 503 until Redis is back.
     """
     settings = config if isinstance(config, Settings) else load_settings(config)
     if not settings.redis_url:
@@ -52,15 +60,21 @@ def create_app(
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
     store = Store.connect(settings.redis_url, keyring)
     signing_keys = SigningKeys(store.signing_keys)
-    try:
+
+    def start_up() -> None:
         migrate(store.redis)  # stored records in this code's schema (one GET when they are)
         # refresh results that Redis refused for too long, kept on disk meanwhile
         WriteAhead(settings.data_dir, keyring).replay(store.registrations)
         signing_keys.ensure()
+
+    try:
+        start_up()
     except redis.RedisError as exc:
-        # the URL may carry a password: name only the host
-        where = urlsplit(settings.redis_url).hostname or "its socket"
-        raise ConfigError(f"REDIS_URL: cannot use the Redis server at {where} ({exc}).") from None
+        if not wait_for_redis:
+            # the URL may carry a password: name only the host
+            where = urlsplit(settings.redis_url).hostname or "its socket"
+            raise ConfigError(f"REDIS_URL: cannot use the Redis server at {where} ({exc}).") from None
+        _start_up_later(app, start_up)
     svc = Services(settings, keyring, store, signing_keys)
     app.extensions[EXTENSION] = svc
 
@@ -84,6 +98,25 @@ def create_app(
     _register_blueprints(app)
     app.add_template_filter(_datetime, "datetime")
     return app
+
+
+def _start_up_later(app: Flask, start_up: Callable[[], None]) -> None:
+    """Redis is unavailable as this worker starts: serve anyway (every request answers 503 with
+    ``Retry-After`` until Redis is back, see :mod:`aggregator.store.faults`) and run the start-up
+    steps with the first request that finds it back. A gunicorn worker respawned during a Redis
+    restart must not fail to boot, or gunicorn gives up on the whole server."""
+    log.warning("Redis unavailable at start; answering 503 until it is back")
+    done = threading.Event()
+    mutex = threading.Lock()
+
+    @app.before_request
+    def _started() -> None:
+        if done.is_set():
+            return
+        with mutex:
+            if not done.is_set():
+                start_up()  # a RedisError here is the request's 503
+                done.set()
 
 
 def _datetime(timestamp: int | float | None) -> str:

@@ -166,11 +166,18 @@ def main() -> int:
 
     try:
         settings = load_settings()
-        # this process's bank calls may take the refresh timeout, not a response's deadline
-        app = create_app(dataclasses.replace(settings, upstream_timeout=settings.refresh_timeout))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    # this process's bank calls may take the refresh timeout, not a response's deadline
+    settings = dataclasses.replace(settings, upstream_timeout=settings.refresh_timeout)
+    while True:  # started while Redis is restarting: wait for it rather than exit
+        try:
+            app = create_app(settings)
+            break
+        except ConfigError as exc:
+            log.warning("refresher waiting for Redis", extra={"error": str(exc)})
+            time.sleep(1.0)
     refresher = Refresher(app.extensions[EXTENSION])
 
     def _stop(signum: int, frame: object) -> None:

@@ -7,6 +7,7 @@ pages stay pages, and the AS recovers by itself once Redis is back.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -174,3 +175,24 @@ def test_a_read_only_replica_is_named_by_readyz_and_writes_answer_503(server, ow
         client.replicaof("NO", "ONE")
         client.close()
     assert requests.get(f"{server.url}/readyz", timeout=30).json() == {"status": "ready"}
+
+
+def test_a_worker_started_while_redis_is_down_serves_503_then_recovers(make_as, tmp_path):
+    """gunicorn's workers build the app with ``wait_for_redis``: one respawned during a Redis
+    restart boots, answers 503 meanwhile, and runs its start-up steps once Redis is back."""
+    from aggregator import create_app
+    from aggregator.testing.servers import serve_wsgi
+
+    own = EmbeddedRedis(tmp_path / "late-redis", reserve_port())
+    server = make_as()  # only for its settings: the same kind of AS, on its own Redis below
+    settings = dataclasses.replace(server.services.settings, redis_url=own.url)
+    app = create_app(settings, wait_for_redis=True)  # Redis is not running yet
+    with serve_wsgi(app) as live:
+        down = requests.get(f"{live.url}/jwks", timeout=10)
+        assert down.status_code == 503 and "Retry-After" in down.headers
+        own.start()
+        try:
+            up = requests.get(f"{live.url}/jwks", timeout=10)
+            assert up.status_code == 200 and up.json()["keys"], "signing keys made once it was back"
+        finally:
+            own.stop()

@@ -15,12 +15,6 @@ from tests.fixtures.aggregator import PersonAgent
 from tests.foundation.running import embedded_redis, port_closed, start_runner
 
 
-def _one_worker(env: dict[str, str]) -> None:
-    """One gunicorn worker, so /readyz 200 means every worker has booted: a worker still booting
-    while Redis is down fails (the app will not start without Redis) and gunicorn then exits."""
-    env["AGGREGATOR_WORKERS"] = "1"
-
-
 def _listen(port: int) -> socket.socket:
     """Something else's server on ``port`` (SO_REUSEADDR: a just-killed Redis leaves TIME_WAITs)."""
     sock = socket.socket()
@@ -53,7 +47,6 @@ def test_a_taken_redis_port_stops_the_runner_before_anything_starts(run_env, tmp
 
 def test_a_killed_redis_is_restarted_with_its_data_and_durability(run_env, tmp_path):
     run_env["AGGREGATOR_REDIS_FSYNC"] = "always"
-    _one_worker(run_env)
     runner = start_runner(run_env, tmp_path / "runner.log")
     try:
         runner.wait_ready()
@@ -87,7 +80,6 @@ def test_a_killed_redis_is_restarted_with_its_data_and_durability(run_env, tmp_p
 
 
 def test_a_redis_that_cannot_come_back_stops_everything(run_env, tmp_path):
-    _one_worker(run_env)
     runner = start_runner(run_env, tmp_path / "runner.log")
     taken = None
     try:
