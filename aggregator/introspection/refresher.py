@@ -9,7 +9,8 @@ call, and a rotated refresh token is stored even when nobody waits for it any mo
 What a crash still loses: a refresher killed between the bank's answer and the Redis write (a
 few milliseconds per refresh). Its job stays pending and is taken over by the next refresher,
 whose refresh then fails if the bank rotated the token, and the registration says
-``reauth_required``. ``make run`` starts one refresher beside gunicorn; operators run it as a
+``reauth_required``. A running job is vouched for every second, so only a dead refresher's jobs
+(or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run`` starts one refresher beside gunicorn; operators run it as a
 service of its own (several are fine: each job goes to one of them).
 """
 
@@ -60,6 +61,8 @@ class Refresher:
         self._busy = threading.Semaphore(concurrency)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._running: set[str] = set()  # entry ids of the jobs in hand
+        self._running_mutex = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,6 +86,9 @@ class Refresher:
             try:
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY:
                     self.jobs.heartbeat(self.name)
+                    with self._running_mutex:
+                        running = list(self._running)
+                    self.jobs.touch(self.name, running)
                     self.fresh.write_ahead.replay(self.svc.store.registrations)
                     last_beat = time.monotonic()
                 self._take_and_run()
@@ -116,6 +122,8 @@ class Refresher:
         is only acknowledged once its result is stored)."""
         pause = 0.2
         deadline = time.monotonic() + STORE_RETRY_SECONDS
+        with self._running_mutex:
+            self._running.add(job.entry_id)
         try:
             while True:
                 try:
@@ -133,6 +141,8 @@ class Refresher:
         except Exception:
             log.exception("refresh job failed", extra={"registration_id": job.registration_id})
         finally:
+            with self._running_mutex:
+                self._running.discard(job.entry_id)
             self._busy.release()
 
     def process(self, job: RefreshJob) -> None:

@@ -21,8 +21,10 @@ from aggregator.store import key_names
 from aggregator.store.registrations import scope_key
 
 GROUP = "refreshers"
-#: a job pending this long on a consumer that stopped acknowledging is taken over
-CLAIM_IDLE_MS = 90_000
+#: a job pending this long without its refresher vouching for it is taken over (a refresher
+#: touches the jobs it is running every second, so only a dead one's, or one whose delivery was
+#: lost with a Redis restart, grow this idle)
+CLAIM_IDLE_MS = 10_000
 #: a refresher is alive while its heartbeat is this recent
 HEARTBEAT_TTL_MS = 5_000
 #: how long a failure note is kept for waiters
@@ -105,6 +107,11 @@ class RefreshJobs:
             for _, items in fresh or []:
                 entries.extend(items)
         return [job for job in (self._job(entry_id, data) for entry_id, data in entries) if job]
+
+    def touch(self, consumer: str, entry_ids: list[str]) -> None:
+        """Vouch for jobs still running here, so nobody takes them over (XCLAIM resets idle)."""
+        if entry_ids:
+            self.redis.xclaim(key_names.REFRESH_JOBS, GROUP, consumer, 0, entry_ids, justid=True)
 
     def done(self, job: RefreshJob, failure: tuple[str, str] | None = None) -> None:
         """Acknowledge ``job``; ``failure`` (status, error) is left for the requests waiting."""
