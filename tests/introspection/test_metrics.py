@@ -3,9 +3,12 @@ upstream refreshes, single-flight waits and the refresher."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
+from aggregator.metrics import Metrics
 from tests.fixtures.metrics import METRICS_TOKEN, scrape
 from tests.introspection.apps import granted
 from tests.introspection.crowd import at_once
@@ -132,3 +135,15 @@ def test_without_a_metrics_token_there_is_no_metrics_page(make_as):
     answer = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
                           timeout=10)
     assert answer.status_code == 404
+
+
+def test_every_family_is_documented_and_on_the_example_dashboard():
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    operators = (docs / "operators.md").read_text()
+    dashboard = (docs / "grafana-dashboard.json").read_text()
+    names = {family.name for family in Metrics().registry.collect()}
+    assert names == FAMILIES
+    for family in Metrics().registry.collect():
+        shown = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{shown}`" in operators, shown
+        assert shown in dashboard, shown
