@@ -17,9 +17,10 @@ when that setting is unset.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+import redis
 from flask import Blueprint, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +32,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from aggregator.crypto import constant_time_equals, token_hash
 from aggregator.errors import InvalidBearerToken, NotFound, api_blueprint
@@ -173,14 +175,42 @@ class Metrics:
 
     # ------------------------------------------------------------------ exposition
 
-    def exposition(self) -> bytes:
-        """The text format: every process's values under gunicorn, else this registry's."""
+    def exposition(self, queue: Callable[[], Mapping[str, int | bool]]) -> bytes:
+        """The text format: every process's values under gunicorn, else this registry's; and
+        the refresh queue as ``queue()`` (``RefreshJobs.status``) finds it in Redis now."""
+        registry = CollectorRegistry()
         directory = multiprocess_dir()
         if directory is None:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
+            registry.register(self.registry)  # a registry is a collector of its metrics
+        else:
+            multiprocess.MultiProcessCollector(registry, path=directory)
+        registry.register(RefreshQueue(queue))
         return generate_latest(registry)
+
+
+class RefreshQueue:
+    """The refresh queue's depth and whether a refresher is alive, read at scrape time (one
+    value for the whole deployment, whichever worker answers). Left out while Redis is away:
+    ``aggregator_store_faults_total`` and ``/readyz`` say so already."""
+
+    def __init__(self, status: Callable[[], Mapping[str, int | bool]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = self.status()
+        except redis.RedisError:
+            return
+        depth = GaugeMetricFamily(
+            "aggregator_refresher_queue_jobs",
+            "Refresh jobs in the queue: queued (not yet done, taken or not), pending (taken, "
+            "not yet acknowledged).", labels=["state"])
+        depth.add_metric(["queued"], int(status["queued"]))
+        depth.add_metric(["pending"], int(status["pending"]))
+        yield depth
+        yield GaugeMetricFamily("aggregator_refresher_alive",
+                                "1 while a refresher's heartbeat is fresh, else 0.",
+                                value=1 if status["refresher_alive"] else 0)
 
 
 bp: Blueprint = api_blueprint("metrics", __name__)
@@ -200,5 +230,5 @@ def scrape() -> Response:
         raise InvalidBearerToken("/metrics needs the metrics token (Bearer).", with_code=False)
     if not constant_time_equals(token_hash(supplied.strip()), token_hash(expected)):
         raise InvalidBearerToken("The metrics token is wrong.")
-    return Response(svc.metrics.exposition(), content_type=CONTENT_TYPE_LATEST,
+    return Response(svc.metrics.exposition(svc.store.refresh_jobs.status), content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})

@@ -208,3 +208,4 @@ def test_metrics_count_the_store_faults_by_reason_while_redis_is_down(make_as, o
 
     assert seen.value("aggregator_store_faults_total", reason="unreachable") == 1
     assert seen.value("aggregator_http_requests_total", endpoint="oauth.jwks", status="503") == 1
+    assert "aggregator_refresher_queue_jobs" not in seen.families  # read from Redis: left out

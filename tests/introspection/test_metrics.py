@@ -24,6 +24,8 @@ FAMILIES = {
     "aggregator_refresher_jobs_taken", "aggregator_refresher_jobs_done",
     "aggregator_refresher_jobs_running",
 }
+#: read from Redis at scrape time, not counted by a process
+QUEUE_FAMILIES = {"aggregator_refresher_queue_jobs", "aggregator_refresher_alive"}
 
 
 @pytest.fixture
@@ -41,7 +43,9 @@ def test_one_introspection_releasing_two_tokens_shows_in_every_family(server, pe
     assert grapher.introspect(server.url, token).status_code == 200
     seen = scrape(server.url)
 
-    assert seen.families >= FAMILIES
+    assert seen.families >= FAMILIES | QUEUE_FAMILIES
+    assert seen.value("aggregator_refresher_alive") == 0  # none runs: the requests refreshed
+    assert seen.value("aggregator_refresher_queue_jobs", state="queued") == 0
     assert seen.value("aggregator_http_requests_total", endpoint="introspection.introspect",
                       status="200") == 1
     assert seen.value("aggregator_http_request_duration_seconds_count",
@@ -109,6 +113,8 @@ def test_with_a_refresher_the_request_waits_on_it_and_the_refresher_counts_its_j
         assert entry["status"] == "ok"
         seen = scrape(server.url)
         assert seen.value("aggregator_single_flight_waits_total", on="refresher") == 1
+        assert seen.value("aggregator_refresher_alive") == 1
+        assert seen.value("aggregator_refresher_queue_jobs", state="pending") == 0
         assert seen.value("aggregator_upstream_refreshes_total", provider="fakebank", outcome="ok") == 0
         # the refresher is its own process in production; here its own app and registry
         counted = refresher.metrics.registry
@@ -143,7 +149,8 @@ def test_every_family_is_documented_and_on_the_example_dashboard():
     dashboard = (docs / "grafana-dashboard.json").read_text()
     names = {family.name for family in Metrics().registry.collect()}
     assert names == FAMILIES
-    for family in Metrics().registry.collect():
-        shown = family.name + ("_total" if family.type == "counter" else "")
+    counters = {family.name for family in Metrics().registry.collect() if family.type == "counter"}
+    for name in FAMILIES | QUEUE_FAMILIES:
+        shown = name + ("_total" if name in counters else "")
         assert f"`{shown}`" in operators, shown
         assert shown in dashboard, shown
