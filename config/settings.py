@@ -203,7 +203,7 @@ class Settings:
     #: hosts (names or CIDR networks) the AS may reach in production despite a private address
     outbound_allowed_hosts: tuple[str, ...] = ()
     #: the bearer token ``/metrics`` requires (None: ``/metrics`` answers 404)
-    metrics_token: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
