@@ -93,7 +93,7 @@ def create_app(
 
     install_sessions(app, settings, store.sessions)
     init_security(app, settings)
-    init_access_log(app)
+    init_access_log(app, svc.metrics)
     register_error_handlers(app)
     _register_blueprints(app)
     app.add_template_filter(_datetime, "datetime")
@@ -129,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     from aggregator.accounts.views import bp as accounts
     from aggregator.health import bp as health
     from aggregator.introspection.endpoint import bp as introspection
+    from aggregator.metrics import bp as metrics
     from aggregator.oauth import init_oauth
     from aggregator.openapi import bp as openapi
     from aggregator.registry.views import bp as registry
@@ -139,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
     init_oauth(app)
     app.register_blueprint(introspection)
     app.register_blueprint(openapi)
+    app.register_blueprint(metrics)
     for name, plugin in app.extensions[EXTENSION].plugins.items():
         extra = plugin.blueprint()
         if extra is not None:

@@ -306,6 +306,9 @@ def unavailable(exc: BaseException) -> TemporarilyUnavailable | None:
     if fault is None:
         return None
     log.warning("store unavailable: %s", fault.value, extra={"error_type": type(exc).__name__})
+    from aggregator.services import services  # the services import this module
+
+    services().metrics.store_failed(exc)
     return TemporarilyUnavailable(STORE_UNAVAILABLE)
 
 

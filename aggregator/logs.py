@@ -1,4 +1,5 @@
-"""JSON structured logs: one object per line, with the request id, and never a secret.
+"""JSON structured logs: one object per line, with the request id, and never a secret; and the
+request counts and latencies of :mod:`aggregator.metrics`, timed by the same hook.
 
 Only the path is logged, never the query string or the body: authorization codes, tokens and
 passwords travel there.
@@ -10,8 +11,12 @@ import json
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from flask import Flask, g, has_request_context, request
+
+if TYPE_CHECKING:
+    from aggregator.metrics import Metrics
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -46,7 +51,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
 
 
-def init_access_log(app: Flask) -> None:
+def init_access_log(app: Flask, metrics: Metrics) -> None:
+    """One log line per request, and its count and latency in ``metrics``."""
     log = logging.getLogger("aggregator.access")
 
     @app.before_request
@@ -55,13 +61,15 @@ def init_access_log(app: Flask) -> None:
 
     @app.after_request
     def _log(response):
+        seconds = time.perf_counter() - g.get("started", 0)
+        metrics.request_served(request.endpoint, response.status_code, seconds)
         log.info(
             "request",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "client_id": g.get("log_client_id"),
             },
         )

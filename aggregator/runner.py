@@ -10,6 +10,7 @@ its master already restarts dead workers, so a dead master means a fault restart
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from aggregator.embedded_redis import EmbeddedRedis, RedisPortInUse
+from aggregator.metrics import MULTIPROC_ENV, process_exited
 from config import ConfigError, Settings, load_settings
 
 DEFAULT_REDIS_PORT = 6390
@@ -27,9 +29,11 @@ MAX_REDIS_RESTARTS = 5
 RESTART_WINDOW = 60.0
 
 
-def _gunicorn(app: str, bind: str, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
+def _gunicorn(app: str, bind: str, workers: int, threads: int, env: dict[str, str],
+              config: str | None = None) -> subprocess.Popen:
     args = [
         sys.executable, "-m", "gunicorn", app,
+        *(["--config", config] if config else []),
         "--bind", bind,
         "--workers", str(workers),
         "--worker-class", "gthread",
@@ -47,6 +51,15 @@ def _refresher(env: dict[str, str]) -> subprocess.Popen:
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen([sys.executable, "-m", "aggregator.introspection.refresher"],  # noqa: S603
                             env=env, cwd=root)
+
+
+def _fresh_metrics_dir(data_dir: Path) -> Path:
+    """An empty directory for the metrics of this run's processes (prometheus_client's
+    multiprocess mode): a previous run's files would add its counts to this one's."""
+    path = data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def _may_restart(restarts: list[float], limit: int = MAX_REDIS_RESTARTS,
@@ -186,8 +199,11 @@ def main() -> int:
             bank = _gunicorn("plugins.sandbox.bank.wsgi:app",
                              f"127.0.0.1:{settings.sandbox_port}", 1, 16, bank_env)
             children.append(("sandbox bank", bank))
+        # the AS's workers and the refresher count into one directory; /metrics adds them up
+        env[MULTIPROC_ENV] = str(_fresh_metrics_dir(settings.data_dir))
         server = _gunicorn("wsgi:app", f"{settings.host}:{settings.port}",
-                           settings.workers, settings.threads, env)
+                           settings.workers, settings.threads, env,
+                           config="python:aggregator.gunicorn_conf")
         children.append(("authorization server", server))
         # the refresher owns bank calls; stopped last-but-first so it finishes jobs in hand
         children.append(("refresher", _refresher(env)))
@@ -200,6 +216,7 @@ def main() -> int:
                 if name == "refresher" and _may_restart(restarts):
                     # its jobs stay queued in Redis; web workers refresh themselves meanwhile
                     _say(f"refresher exited with status {child.returncode}; restarting")
+                    process_exited(child.pid, env[MULTIPROC_ENV])
                     children[index] = (name, _refresher(env))
                     continue
                 _say(f"{name} exited with status {child.returncode}; stopping")

@@ -16,6 +16,7 @@ from aggregator.accounts.passwords import Passwords
 from aggregator.crypto import KeyRing
 from aggregator.introspection.freshness import FreshTokens
 from aggregator.introspection.response import RecentInstitutions
+from aggregator.metrics import Metrics
 from aggregator.oauth.client_jwks import MAX_DEADLINE, MAX_JWKS_BYTES, ClientJwks
 from aggregator.oauth.endpoints import Endpoints
 from aggregator.outbound import OutboundPolicy, OutboundSession
@@ -65,6 +66,11 @@ class Services:
     def fresh_tokens(self) -> FreshTokens:
         """Upstream tokens for introspection: cache, concurrent refresh, single-flight."""
         return FreshTokens(self)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """What this process counts, served at ``/metrics`` (:mod:`aggregator.metrics`)."""
+        return Metrics()
 
     @cached_property
     def recent_institutions(self) -> RecentInstitutions:

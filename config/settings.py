@@ -139,6 +139,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_PASSWORD_HASHING = fields.String(load_default=PRODUCTION_PASSWORD_HASHING,
                                                 validate=validate.OneOf(PASSWORD_HASHING))
     AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
+    AGGREGATOR_METRICS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
 
     @validates_schema
     def _production_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -156,6 +157,8 @@ class EnvironmentSchema(Schema):
             errors["AGGREGATOR_ENCRYPTION_KEYS"] = (
                 "Required in production mode: generate one with `aggregator keys new-encryption-key`."
             )
+        if data.get("AGGREGATOR_METRICS_TOKEN") in DEVELOPMENT_SECRETS:
+            errors["AGGREGATOR_METRICS_TOKEN"] = "A development value; set a random one."
         if data.get("AGGREGATOR_INITIAL_ACCESS_TOKEN") in DEVELOPMENT_SECRETS:
             errors["AGGREGATOR_INITIAL_ACCESS_TOKEN"] = "A development value; set a random one."
         if data["AGGREGATOR_PASSWORD_HASHING"] != PRODUCTION_PASSWORD_HASHING:
@@ -199,6 +202,8 @@ class Settings:
     password_hashing: str = PRODUCTION_PASSWORD_HASHING
     #: hosts (names or CIDR networks) the AS may reach in production despite a private address
     outbound_allowed_hosts: tuple[str, ...] = ()
+    #: the bearer token ``/metrics`` requires (None: ``/metrics`` answers 404)
+    metrics_token: str | None = field(default=None, repr=False)
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -267,5 +272,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         threads=data["AGGREGATOR_THREADS"],
         password_hashing=data["AGGREGATOR_PASSWORD_HASHING"],
         outbound_allowed_hosts=tuple(data["AGGREGATOR_OUTBOUND_ALLOWED_HOSTS"]),
+        metrics_token=data["AGGREGATOR_METRICS_TOKEN"],
         environ=env,
     )

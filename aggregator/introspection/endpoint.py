@@ -7,7 +7,8 @@
 4. ``require_token``          the ``token`` parameter is present (RFC 7662 §2.1)
 5. ``describe``               ``{"active": false}`` unless the token is live and the caller's
                               (RFC 7662 §2.2, §4); else its members and ``institutions``
-6. ``audit``                  record which upstream tokens were released, to whom
+6. ``audit``                  record which upstream tokens were released, to whom, and
+                              count the introspection and its tokens (:mod:`aggregator.metrics`)
 7. ``render``                 JSON, or a signed JWT when asked for (RFC 9701)
 """
 
@@ -38,7 +39,7 @@ def introspect() -> Response:
     params, client = client_request(services().endpoints.introspection)
     token = require_token(params)
     body, released = describe(client, token)
-    audit(client, released)
+    audit(client, body, released)
     return render(body, client)
 
 
@@ -110,10 +111,13 @@ def members(owner: ClientRecord, record: AccessTokenRecord | RefreshTokenRecord)
     return body
 
 
-def audit(client: ClientRecord, found: Institutions | None) -> None:
-    """Record a release of upstream tokens (nothing when none was released)."""
+def audit(client: ClientRecord, body: dict[str, Any], found: Institutions | None) -> None:
+    """Record a release of upstream tokens (nothing when none was released); count both."""
+    metrics = services().metrics
+    metrics.introspected(body["active"])
     if found is None or not found.released:
         return
+    metrics.tokens_released(found.entries[name]["provider"] for _, name in found.released)
     record_release(client.client_id, client.display_name, found.person_id, found.released)
 
 

@@ -199,22 +199,27 @@ class FreshTokens:
     ) -> Outcome:
         """Queue the refresh (once, however many ask) and wait for its result until
         ``deadline``; the refresh itself runs to completion in the refresher either way."""
-        since = time.time()
+        since, started = time.time(), time.monotonic()
+        metrics = self.svc.metrics
         try:
             self.jobs.request(person.id, record.id, scopes, self.freshness, JOB_TTL_MS)
             registrations = self.svc.store.registrations
             pause = 0.005
-            while time.monotonic() + pause < deadline:
-                time.sleep(pause)
-                pause = min(pause * 1.5, 0.05)
-                cached = registrations.cached_token(person.id, record.id, scopes)
-                if self._usable(cached, seen):
-                    return _ok(cached)  # type: ignore[arg-type]
-                failed = self.jobs.failure_since(person.id, record.id, scopes, since)
-                if failed is not None:
-                    return _failed(failed.status, failed.error)
-            return self._still_working(record)
-        except redis.RedisError:
+            try:
+                while time.monotonic() + pause < deadline:
+                    time.sleep(pause)
+                    pause = min(pause * 1.5, 0.05)
+                    cached = registrations.cached_token(person.id, record.id, scopes)
+                    if self._usable(cached, seen):
+                        return _ok(cached)  # type: ignore[arg-type]
+                    failed = self.jobs.failure_since(person.id, record.id, scopes, since)
+                    if failed is not None:
+                        return _failed(failed.status, failed.error)
+                return self._still_working(record)
+            finally:
+                metrics.waited("refresher", time.monotonic() - started)
+        except redis.RedisError as exc:
+            metrics.store_failed(exc)
             return _store_fault()
 
     # ------------------------------------------------------------------ one registration
@@ -230,6 +235,8 @@ class FreshTokens:
     ) -> Outcome:
         """A fresh token for ``record``: refresh it under its lease, or wait for the holder."""
         lease = self.locks.lease(person.id, record.id)
+        metrics = self.svc.metrics
+        started = time.monotonic()
         try:
             while time.monotonic() < deadline:
                 if lease.acquire():
@@ -240,7 +247,10 @@ class FreshTokens:
                 holder = lease.holder()
                 if holder is None:
                     continue  # released between our SET NX and GET: try again
-                if not self._await_release(lease, holder, deadline):
+                waiting = time.monotonic()
+                released = self._await_release(lease, holder, deadline)
+                metrics.waited("lease", time.monotonic() - waiting)
+                if not released:
                     return self._timed_out(record)
                 cached = self.svc.store.registrations.cached_token(person.id, record.id, scopes)
                 if self._usable(cached, seen, min_remaining):
@@ -250,8 +260,10 @@ class FreshTokens:
                     return _failed(note.status, note.error)
                 # the holder vanished without a result (it crashed): take over
             return self._timed_out(record)
-        except redis.RedisError:  # our store, not the bank: never blame the institution
+        except redis.RedisError as exc:  # our store, not the bank: never blame the institution
             log.warning("refresh: store unavailable", extra={"registration_id": record.id})
+            metrics.store_failed(exc)
+            metrics.refreshed(record.provider, "store_fault", time.monotonic() - started)
             return _store_fault()
         except Exception:  # a response must never fail because of one registration
             log.exception("refresh failed", extra={"registration_id": record.id,
@@ -287,20 +299,28 @@ class FreshTokens:
             return _ok(cached)  # type: ignore[arg-type]
         plugin = self.svc.plugins[record.provider]
         started = time.monotonic()
+
+        def bank_answered(outcome: str) -> None:
+            self.svc.metrics.refreshed(record.provider, outcome, time.monotonic() - started)
+
         try:
             result = plugin.access_token(registrations.plugin_view(record, person), scopes)
         except UpstreamUnavailable as exc:
             # transient: the entry says so, the registration keeps its status
+            bank_answered("error")
             lease.leave_failure("error", exc.description)
             return _failed("error", exc.description)
         except UpstreamError as exc:
+            bank_answered(exc.status)
             registrations.set_status(record, exc.status, exc.description)
             lease.leave_failure(exc.status, exc.description)
             return _failed(exc.status, exc.description)
         except Exception:
+            bank_answered("error")
             message = f"{record.institution_name} could not be reached; try again later."
             lease.leave_failure("error", message)
             raise
+        bank_answered("ok")
         token = result.token
         # Persist first: the upstream may already have invalidated the old refresh token.
         self._persist(record, scopes, result)
@@ -320,13 +340,15 @@ class FreshTokens:
                 self.svc.store.registrations.store_refreshed(record, scopes, result.token,
                                                              result.secrets, result.metadata)
                 return
-            except redis.RedisError:
+            except redis.RedisError as exc:
+                self.svc.metrics.store_failed(exc)
                 if time.monotonic() + pause > deadline:
                     self.write_ahead.append(record.person_id, record.id, scopes, result.token,
                                             result.secrets, result.metadata)
                     return
                 log.warning("refresh result not stored yet; retrying",
                             extra={"registration_id": record.id})
+                self.svc.metrics.store_retried("refresh_persist")
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
 

@@ -10,8 +10,9 @@ What a crash still loses: a refresher killed between the bank's answer and the R
 few milliseconds per refresh). Its job stays pending and is taken over by the next refresher,
 whose refresh then fails if the bank rotated the token, and the registration says
 ``reauth_required``. A running job is vouched for every second, so only a dead refresher's jobs
-(or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run`` starts one refresher beside gunicorn; operators run it as a
-service of its own (several are fine: each job goes to one of them).
+(or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run``
+starts one refresher beside gunicorn; operators run it as a service of its own (several are
+fine: each job goes to one of them). It counts its jobs and refreshes in :mod:`aggregator.metrics`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Refresher:
         self.svc = svc
         self.jobs = svc.store.refresh_jobs
         self.fresh = svc.fresh_tokens
+        self.metrics = svc.metrics
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.concurrency = concurrency
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="refresher")
@@ -94,6 +96,7 @@ class Refresher:
                 self._take_and_run()
             except redis.RedisError as exc:
                 log.warning("refresher: Redis unavailable", extra={"error": type(exc).__name__})
+                self.metrics.store_failed(exc)
                 self._stopping.wait(0.5)
         log.info("refresher stopped", extra={"refresher": self.name})
 
@@ -112,6 +115,7 @@ class Refresher:
             raise
         for _ in range(free - len(taken)):
             self._busy.release()
+        self.metrics.jobs_taken(len(taken))
         for job in taken:
             self._pool.submit(self._run_job, job)
 
@@ -125,39 +129,46 @@ class Refresher:
         with self._running_mutex:
             self._running.add(job.entry_id)
         try:
-            while True:
-                try:
-                    self.process(job)
-                    return
-                except (redis.RedisError, StoreUnavailable) as exc:
-                    if self._stopping.is_set() or time.monotonic() + pause > deadline:
-                        # left pending: another refresher takes it over after CLAIM_IDLE_MS
-                        log.warning("refresh job left for later: store unavailable",
-                                    extra={"registration_id": job.registration_id,
-                                           "error": type(exc).__name__})
+            with self.metrics.job_running():
+                while True:
+                    try:
+                        self.metrics.job_done(self.process(job))
                         return
-                    self._stopping.wait(pause)
-                    pause = min(pause * 2, 2.0)
+                    except (redis.RedisError, StoreUnavailable) as exc:
+                        if isinstance(exc, redis.RedisError):
+                            self.metrics.store_failed(exc)
+                        if self._stopping.is_set() or time.monotonic() + pause > deadline:
+                            # left pending: another refresher takes it over after CLAIM_IDLE_MS
+                            log.warning("refresh job left for later: store unavailable",
+                                        extra={"registration_id": job.registration_id,
+                                               "error": type(exc).__name__})
+                            self.metrics.job_done("left_pending")
+                            return
+                        self._stopping.wait(pause)
+                        pause = min(pause * 2, 2.0)
+                        self.metrics.store_retried("refresh_job")
         except Exception:
             log.exception("refresh job failed", extra={"registration_id": job.registration_id})
+            self.metrics.job_done("failed")
         finally:
             with self._running_mutex:
                 self._running.discard(job.entry_id)
             self._busy.release()
 
-    def process(self, job: RefreshJob) -> None:
+    def process(self, job: RefreshJob) -> str:
         """Refresh one registration (single-flight under its lease), store the result, then
-        acknowledge; a failure is left for the requests waiting on it."""
+        acknowledge; a failure is left for the requests waiting on it. The job's outcome:
+        ``ok``, ``failed``, ``blocked`` (the registration needs the person) or ``gone``."""
         store = self.svc.store
         person = store.people.get(job.person_id)
         record = store.registrations.get(job.person_id, job.registration_id)
         if person is None or record is None:
             self.jobs.done(job)  # removed meanwhile: nothing to refresh
-            return
+            return "gone"
         blocked = self.fresh.blocked(record, time.time())
         if blocked is not None:
             self.jobs.done(job, (blocked.status, blocked.error or ""))
-            return
+            return "blocked"
         seen = store.registrations.cached_token(job.person_id, job.registration_id, job.scopes)
         deadline = time.monotonic() + self.svc.settings.upstream_timeout
         outcome = self.fresh.refresh(person.as_person(), record, job.scopes, seen, deadline,
@@ -166,6 +177,7 @@ class Refresher:
             raise StoreUnavailable(outcome.error)
         failure = None if outcome.token is not None else (outcome.status, outcome.error or "")
         self.jobs.done(job, failure)
+        return "ok" if failure is None else "failed"
 
 
 def main() -> int:

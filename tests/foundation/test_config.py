@@ -34,6 +34,7 @@ def test_issuer_follows_the_port_unless_set():
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"AGGREGATOR_ISSUER": "not a url"}, "AGGREGATOR_ISSUER"),
         ({"AGGREGATOR_INITIAL_ACCESS_TOKEN": "short"}, "AGGREGATOR_INITIAL_ACCESS_TOKEN"),
+        ({"AGGREGATOR_METRICS_TOKEN": "short"}, "AGGREGATOR_METRICS_TOKEN"),
         ({"AGGREGATOR_REQUIRE_PAR": "maybe"}, "AGGREGATOR_REQUIRE_PAR"),
         ({"AGGREGATOR_PASSWORD_HASHING": "md5"}, "AGGREGATOR_PASSWORD_HASHING"),
         ({"AGGREGATOR_TRUST_PROXY": "all of them"}, "AGGREGATOR_TRUST_PROXY"),

@@ -19,6 +19,7 @@ import requests
 from aggregator.embedded_redis import EmbeddedRedis
 from aggregator.testing.servers import reserve_port
 from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.fixtures.metrics import METRICS_TOKEN, scrape
 from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, make_app, register
 
 PASSWORD = "correct horse battery staple"
@@ -196,3 +197,15 @@ def test_a_worker_started_while_redis_is_down_serves_503_then_recovers(make_as, 
             assert up.status_code == 200 and up.json()["keys"], "signing keys made once it was back"
         finally:
             own.stop()
+
+
+def test_metrics_count_the_store_faults_by_reason_while_redis_is_down(make_as, own_redis):
+    server = make_as(REDIS_URL=own_redis.url, AGGREGATOR_METRICS_TOKEN=METRICS_TOKEN)
+    own_redis.stop()
+
+    assert_unavailable(requests.get(f"{server.url}/jwks", timeout=30))
+    seen = scrape(server.url)  # answers without Redis
+
+    assert seen.value("aggregator_store_faults_total", reason="unreachable") == 1
+    assert seen.value("aggregator_http_requests_total", endpoint="oauth.jwks", status="503") == 1
+    assert "aggregator_refresher_queue_jobs" not in seen.families  # read from Redis: left out
