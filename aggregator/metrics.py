@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,6 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from aggregator.crypto import constant_time_equals, token_hash
 from aggregator.errors import InvalidBearerToken, NotFound, api_blueprint
+from aggregator.security import bearer_token
 from aggregator.store.faults import store_fault
 
 __all__ = ["Metrics", "bp", "multiprocess_dir", "process_exited"]
@@ -225,10 +226,10 @@ def scrape() -> Response:
     expected = svc.settings.metrics_token
     if not expected:
         raise NotFound("Not found.")  # metrics are off: as if there were no such page
-    scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not supplied.strip():
+    supplied = bearer_token()
+    if supplied is None:
         raise InvalidBearerToken("/metrics needs the metrics token (Bearer).", with_code=False)
-    if not constant_time_equals(token_hash(supplied.strip()), token_hash(expected)):
+    if not constant_time_equals(token_hash(supplied), token_hash(expected)):
         raise InvalidBearerToken("The metrics token is wrong.")
     return Response(svc.metrics.exposition(svc.store.refresh_jobs.status), content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})

@@ -58,6 +58,12 @@ def _check_csrf() -> None:
                              "Go back, reload the page and try again.")
 
 
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1), if any."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def no_store() -> None:
     """Mark this request's answer ``Cache-Control: no-store`` (RFC 6749 §5.1): it carries
     tokens, codes or secrets. The one place the header is written is ``_headers`` below."""

@@ -23,7 +23,7 @@ from aggregator.errors import (
 )
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
-from aggregator.security import csrf_exempt, no_store
+from aggregator.security import bearer_token, csrf_exempt, no_store
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 
@@ -80,16 +80,11 @@ def _json_body() -> dict[str, Any]:
     return document
 
 
-def _bearer() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def _check_initial_access_token(svc: Services) -> None:
     expected = svc.settings.initial_access_token
     if not expected:
         raise RegistrationClosed("Registration is closed: the operator has set no initial access token.")
-    supplied = _bearer()
+    supplied = bearer_token()
     if supplied is None:
         raise InvalidBearerToken("Registration needs the initial access token (Bearer).", with_code=False)
     if not constant_time_equals(token_hash(supplied), token_hash(expected)):
@@ -98,7 +93,7 @@ def _check_initial_access_token(svc: Services) -> None:
 
 def _client_for_registration_token(svc: Services, client_id: str) -> ClientRecord:
     """RFC 7592 §2: a wrong token and an unknown client both answer 401 (nothing leaks)."""
-    supplied = _bearer()
+    supplied = bearer_token()
     if supplied is None:
         raise InvalidBearerToken("The registration access token is required (Bearer).", with_code=False)
     client = svc.store.clients.get(client_id)
