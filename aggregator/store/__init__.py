@@ -17,6 +17,7 @@ from aggregator.store.authorizations import PendingAuthorizationRepository
 from aggregator.store.client_jwks import ClientJwksRepository
 from aggregator.store.clients import ClientRepository
 from aggregator.store.codes import AuthorizationCodeRepository
+from aggregator.store.connection import RedisTopology
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
@@ -40,11 +41,10 @@ class Store:
         self.keyring = keyring
 
     @classmethod
-    def connect(cls, url: str, keyring: KeyRing) -> Store:
-        client = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-        )
-        return cls(client, keyring)
+    def connect(cls, where: str | RedisTopology, keyring: KeyRing) -> Store:
+        """The store at a Redis URL, or at a :class:`RedisTopology` (cluster, Sentinels)."""
+        topology = RedisTopology(where) if isinstance(where, str) else where
+        return cls(topology.connect(), keyring)
 
     @cached_property
     def readiness(self) -> ReadinessProbe:

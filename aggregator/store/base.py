@@ -8,6 +8,15 @@ from typing import Any
 import redis
 
 from aggregator.crypto import KeyRing
+from aggregator.store import key_names
+
+
+def remember_person_key(pipe: Any, person_id: str, key: str, expires_at: float | None) -> None:
+    """List ``key`` (in the person's slot) among the keys deleting the person must find, until
+    it expires (None: never); entries already expired are dropped, so the index stays small."""
+    index = key_names.person_keys(person_id)
+    pipe.zadd(index, {key: float("inf") if expires_at is None else expires_at}, gt=True)
+    pipe.zremrangebyscore(index, "-inf", f"({int(time.time())}")
 
 
 class Repository:

@@ -227,7 +227,7 @@ class RegistrationRepository(Repository):
         flat: list[Any] = []
         for name, value in update.items():
             flat += [name, value]
-        pipe.eval(self._UPDATE_IF_EXISTS, 1, key, *flat)
+        pipe.execute_command("EVAL", self._UPDATE_IF_EXISTS, 1, key, *flat)  # ClusterPipeline has no eval()
 
     def _put_token(self, pipe: Any, person_id: str, rid: str, key: str,
                    token: UpstreamToken) -> None:
