@@ -38,11 +38,13 @@ class RedisTopology:
     cluster: bool = False
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str | None = None
+    #: how long a write that must not be lost waits for a replica (``AGGREGATOR_REDIS_WAIT_MS``)
+    wait_ms: int = 100
 
     @classmethod
     def of(cls, settings: Any) -> RedisTopology:
         return cls(settings.redis_url, settings.redis_cluster, tuple(settings.redis_sentinels),
-                   settings.redis_sentinel_master)
+                   settings.redis_sentinel_master, settings.redis_wait_ms)
 
     def connect(self) -> Any:
         """A redis-py client: ``RedisCluster``, a Sentinel's ``master_for`` or ``Redis``."""

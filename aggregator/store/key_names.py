@@ -36,6 +36,11 @@ def person_keys(person_id: str) -> str:
     return f"person-keys:{person_tag(person_id)}"
 
 
+def replication_probe(person_id: str) -> str:
+    """A one-second key written just before a ``WAIT`` in the person's slot (see durability)."""
+    return f"replicated:{person_tag(person_id)}"
+
+
 def person_sessions(person_id: str) -> str:
     return f"sessions:{person_tag(person_id)}"
 
