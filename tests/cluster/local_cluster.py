@@ -121,7 +121,7 @@ class LocalCluster:
             with self.client(node) as client:
                 client.flushall()
 
-    def keys(self) -> list[bytes]:
+    def every_key(self) -> list[bytes]:
         """Every key on every master (a test's check, never the product's)."""
         found: list[bytes] = []
         for node in self.masters():
