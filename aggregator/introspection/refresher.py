@@ -10,8 +10,9 @@ What a crash still loses: a refresher killed between the bank's answer and the R
 few milliseconds per refresh). Its job stays pending and is taken over by the next refresher,
 whose refresh then fails if the bank rotated the token, and the registration says
 ``reauth_required``. A running job is vouched for every second, so only a dead refresher's jobs
-(or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run`` starts one refresher beside gunicorn; operators run it as a
-service of its own (several are fine: each job goes to one of them).
+(or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run``
+starts one refresher beside gunicorn; operators run it as a service of its own (several are
+fine: each job goes to one of them).
 """
 
 from __future__ import annotations
