@@ -8,6 +8,8 @@ is ridden out without a restart; while no primary serves, the errors reach
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.connection import parse_url
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -52,7 +55,14 @@ class RedisTopology:
                                   "socket_connect_timeout": CONNECT_TIMEOUT, "retry": _retry()}
         if self.cluster:
             # password, username and TLS (rediss://) come from the URL, for every node
-            return RedisCluster.from_url(self.url, require_full_coverage=True, **common)
+            def build() -> RedisCluster:
+                return RedisCluster.from_url(self.url, require_full_coverage=True, **common)
+            try:
+                return build()
+            except (redis.RedisError, RedisClusterException):
+                # the seed does not answer yet (a worker booting during an outage): build the
+                # client on first use, each request failing as a store fault until it can
+                return DeferredCluster(build)
         if self.sentinels:
             return self._sentinel_primary(common)
         return redis.Redis.from_url(self.url, health_check_interval=30, **common)
@@ -69,3 +79,33 @@ class RedisTopology:
             "socket_timeout": CONNECT_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT})
         return sentinel.master_for(self.sentinel_master, redis_class=redis.Redis,
                                    health_check_interval=30, **common, **options)
+
+
+class DeferredCluster:
+    """A ``RedisCluster`` made when first used: its constructor must reach a node to learn the
+    slot map, and a worker may start while none answers."""
+
+    def __init__(self, build: Callable[[], RedisCluster]) -> None:
+        self._build = build
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._build()
+                    except RedisClusterException as exc:  # not a RedisError: say what it means
+                        raise redis.ConnectionError(f"no Redis Cluster node answers ({exc})") from None
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client(), name)
+
+
+def cluster_client(client: Any) -> RedisCluster | None:
+    """The ``RedisCluster`` behind ``client``, or None when it is a single server's client."""
+    if isinstance(client, DeferredCluster):
+        return client.client()
+    return client if isinstance(client, RedisCluster) else None

@@ -19,9 +19,10 @@ import time
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from aggregator.store import key_names
+from aggregator.store.connection import cluster_client
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Durability:
             pipe.set(probe, 1, px=1000)
             pipe.execute_command("WAIT", 1, self.wait_ms)
             acknowledged = int(pipe.execute()[1])
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             log.warning("durable write not confirmed: the wait for a replica failed",
                         extra={"what": what, "error": type(exc).__name__})
             return False
@@ -61,9 +62,10 @@ class Durability:
 
     def _node(self, key: str) -> tuple[Any, str]:
         """The client of the master holding ``key`` (the whole client when there is one)."""
-        if isinstance(self.redis, RedisCluster):
-            node = self.redis.get_node_from_key(key)
-            return self.redis.get_redis_connection(node), node.name
+        cluster = cluster_client(self.redis)
+        if cluster is not None:
+            node = cluster.get_node_from_key(key)
+            return cluster.get_redis_connection(node), node.name
         return self.redis, "primary"
 
     def _replica_count(self, node: Any, name: str) -> int:
