@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from aggregator.store import key_names
+from aggregator.store.faults import store_fault
 from tests.cluster.test_cluster_story import grapher_token
 from tests.introspection.test_story import nat_with_two_banks
 from tests.oauth.apps import make_app, person_id_of
@@ -44,11 +45,21 @@ def test_a_master_dies_and_the_as_serves_again_after_promotion(server, sandbox_b
         outcomes.append((time.monotonic(), *introspect()))
     assert all(code == 200 and statuses == {"ok"} for _, code, statuses in outcomes), outcomes
     acknowledged = len(outcomes)  # each one a rotation of both banks' refresh tokens
+    store = server.services.store
 
+    def upstream_secrets() -> list[dict]:
+        return [store.registrations.secrets(r) for r in store.registrations.list(person_id)]
+
+    before_kill = upstream_secrets()  # what the last acknowledged refreshes stored
     killed_at = time.monotonic()
     redis_cluster.kill(victim)
-    recovered_at = None
+    recovered_at, kept = None, None
     while time.monotonic() - killed_at < RECOVERY_LIMIT_S:
+        if kept is None:  # the first read the promoted replica answers, before any new refresh
+            try:
+                kept = upstream_secrets() == before_kill
+            except Exception as exc:  # noqa: BLE001 - only a store fault is expected here
+                assert store_fault(exc) is not None, exc
         at, code, statuses = time.monotonic(), *introspect()
         outcomes.append((at, code, statuses))
         if code == 200 and statuses == {"ok"}:
@@ -66,6 +77,7 @@ def test_a_master_dies_and_the_as_serves_again_after_promotion(server, sandbox_b
         "failed_statuses": sorted(set(failed)),
         "degraded_200s": [sorted(s) for s in degraded],
         "seconds_to_recovery": None if recovered_at is None else round(recovered_at - killed_at, 2),
+        "rotated_refresh_tokens_kept": kept,
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "failover.json").write_text(json.dumps(figures, indent=2))
@@ -73,10 +85,10 @@ def test_a_master_dies_and_the_as_serves_again_after_promotion(server, sandbox_b
 
     assert recovered_at is not None, figures
     assert set(failed) <= {503}, figures  # never a 500 (nor a dropped connection)
+    assert kept is not False, figures  # read back after promotion: the very secrets acknowledged
     # the rotations acknowledged before the kill survived it: a lost one would have made the
     # bank see a spent refresh token, revoke the grant, and the registration ask for re-consent
     for _ in range(3):
         code, statuses = introspect()
         assert code == 200 and statuses == {"ok"}, (code, statuses)
-    store = server.services.store
     assert {r.status for r in store.registrations.list(person_id)} == {"ok"}
