@@ -21,6 +21,7 @@ from aggregator.services import EXTENSION, Services
 from aggregator.sessions import install_sessions
 from aggregator.signing import SigningKeys
 from aggregator.store import Store
+from aggregator.store.connection import RedisTopology
 from aggregator.store.migrations import migrate
 from aggregator.store.plugin_cache import RedisPluginCache
 from aggregator.upstream.contract import PluginContext, UpstreamPlugin
@@ -58,7 +59,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
-    store = Store.connect(settings.redis_url, keyring)
+    store = Store.connect(RedisTopology.of(settings), keyring)
     signing_keys = SigningKeys(store.signing_keys)
 
     def start_up() -> None:

@@ -61,13 +61,15 @@ class EmbeddedRedis:
     """
 
     def __init__(self, data_dir: str | Path, port: int, *, appendonly: bool = True,
-                 appendfsync: str = "everysec") -> None:
+                 appendfsync: str = "everysec", extra_args: tuple[str, ...] = ()) -> None:
         if appendfsync not in REDIS_FSYNC:
             raise ValueError(f"appendfsync must be one of {REDIS_FSYNC}, not {appendfsync!r}")
         self.data_dir = Path(data_dir)
         self.port = port
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        #: more redis-server options (``--cluster-enabled yes``, ``--replicaof``, ...)
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -103,6 +105,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.log_file),
             "--loglevel", "notice",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603
         client = redis.Redis.from_url(self.url, socket_timeout=1)

@@ -118,6 +118,13 @@ class EnvironmentSchema(Schema):
                                  "or unix:// URL."),
     )
     AGGREGATOR_REDIS_FSYNC = fields.String(load_default="everysec", validate=validate.OneOf(REDIS_FSYNC))
+    #: REDIS_URL is then the seed node of a Redis Cluster
+    REDIS_CLUSTER = fields.Boolean(load_default=False)
+    #: ``host:port`` of each Sentinel; REDIS_URL then only gives the password, TLS and database
+    REDIS_SENTINELS = CommaList(load_default=list)
+    REDIS_SENTINEL_MASTER = fields.String(load_default=None)
+    #: how long a write that must not be lost waits for a replica's acknowledgement (0: never)
+    AGGREGATOR_REDIS_WAIT_MS = fields.Integer(load_default=100, validate=validate.Range(0, 5000))
     AGGREGATOR_PLUGINS = CommaList(load_default=lambda: ["sandbox"])
     AGGREGATOR_INITIAL_ACCESS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
     AGGREGATOR_ENCRYPTION_KEYS = fields.String(load_default=None)
@@ -140,6 +147,19 @@ class EnvironmentSchema(Schema):
                                                 validate=validate.OneOf(PASSWORD_HASHING))
     AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
     AGGREGATOR_METRICS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
+
+    @validates_schema
+    def _redis_topology(self, data: dict[str, Any], **_: Any) -> None:
+        sentinels = data.get("REDIS_SENTINELS") or []
+        for item in sentinels:
+            host, _sep, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValidationError("Give host:port items, comma separated.", "REDIS_SENTINELS")
+        if sentinels and not data.get("REDIS_SENTINEL_MASTER"):
+            raise ValidationError("Required with REDIS_SENTINELS: the monitored master's name.",
+                                  "REDIS_SENTINEL_MASTER")
+        if sentinels and data.get("REDIS_CLUSTER"):
+            raise ValidationError("A Redis Cluster has no Sentinels: choose one.", "REDIS_CLUSTER")
 
     @validates_schema
     def _production_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -199,6 +219,13 @@ class Settings:
     threads: int
     #: the embedded Redis's appendfsync (an external Redis is configured where it runs)
     redis_fsync: str = "everysec"
+    #: REDIS_URL is a Redis Cluster's seed node
+    redis_cluster: bool = False
+    #: Sentinels (host, port) and the name of the master they watch
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    #: WAIT for one replica this long after a write that must not be lost (0: do not wait)
+    redis_wait_ms: int = 100
     password_hashing: str = PRODUCTION_PASSWORD_HASHING
     #: hosts (names or CIDR networks) the AS may reach in production despite a private address
     outbound_allowed_hosts: tuple[str, ...] = ()
@@ -255,6 +282,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(data["AGGREGATOR_DATA_DIR"]).resolve(),
         redis_url=data["REDIS_URL"],
         redis_fsync=data["AGGREGATOR_REDIS_FSYNC"],
+        redis_cluster=data["REDIS_CLUSTER"],
+        redis_sentinels=tuple((host, int(port)) for host, _sep, port in
+                              (item.rpartition(":") for item in data["REDIS_SENTINELS"])),
+        redis_sentinel_master=data["REDIS_SENTINEL_MASTER"],
+        redis_wait_ms=data["AGGREGATOR_REDIS_WAIT_MS"],
         plugins=tuple(dict.fromkeys(data["AGGREGATOR_PLUGINS"])),
         initial_access_token=data["AGGREGATOR_INITIAL_ACCESS_TOKEN"],
         encryption_keys=data["AGGREGATOR_ENCRYPTION_KEYS"],

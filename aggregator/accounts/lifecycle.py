@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aggregator.oauth.consents import end_grant
 from aggregator.registry.linking import RemovalFailed, remove_registration
 from aggregator.services import Services
 from aggregator.store.people import PersonRecord
@@ -23,6 +24,6 @@ def delete_person(svc: Services, person: PersonRecord) -> list[str]:
             problems.append(f"{name}: {exc.description}")
     svc.store.sessions.delete_all_for(person.id)
     for grant in svc.store.grants.for_person(person.id):
-        svc.store.grants.delete(person.id, grant.id)
+        end_grant(svc, grant)  # its tokens and the client's index of it go too
     svc.store.people.delete(person)
     return problems

@@ -12,7 +12,8 @@ whose refresh then fails if the bank rotated the token, and the registration say
 ``reauth_required``. A running job is vouched for every second, so only a dead refresher's jobs
 (or one whose delivery a Redis restart lost) are taken over, after ten seconds. ``make run``
 starts one refresher beside gunicorn; operators run it as a service of its own (several are
-fine: each job goes to one of them). It counts its jobs and refreshes in :mod:`aggregator.metrics`.
+fine: each job goes to one of them). Its jobs and refreshes are counted in
+:mod:`aggregator.metrics`.
 """
 
 from __future__ import annotations

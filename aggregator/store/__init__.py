@@ -17,6 +17,8 @@ from aggregator.store.authorizations import PendingAuthorizationRepository
 from aggregator.store.client_jwks import ClientJwksRepository
 from aggregator.store.clients import ClientRepository
 from aggregator.store.codes import AuthorizationCodeRepository
+from aggregator.store.connection import RedisTopology
+from aggregator.store.durability import Durability
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
@@ -35,16 +37,16 @@ from aggregator.store.tokens import TokenRepository
 class Store:
     """The repositories over one Redis connection pool."""
 
-    def __init__(self, client: redis.Redis, keyring: KeyRing) -> None:
+    def __init__(self, client: redis.Redis, keyring: KeyRing, wait_ms: int = 0) -> None:
         self.redis = client
         self.keyring = keyring
+        self.durability = Durability(client, wait_ms)
 
     @classmethod
-    def connect(cls, url: str, keyring: KeyRing) -> Store:
-        client = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-        )
-        return cls(client, keyring)
+    def connect(cls, where: str | RedisTopology, keyring: KeyRing) -> Store:
+        """The store at a Redis URL, or at a :class:`RedisTopology` (cluster, Sentinels)."""
+        topology = RedisTopology(where) if isinstance(where, str) else where
+        return cls(topology.connect(), keyring, topology.wait_ms)
 
     @cached_property
     def readiness(self) -> ReadinessProbe:
@@ -76,7 +78,7 @@ class Store:
 
     @cached_property
     def registrations(self) -> RegistrationRepository:
-        return RegistrationRepository(self.redis, self.keyring)
+        return RegistrationRepository(self.redis, self.keyring, self.durability)
 
     @cached_property
     def link_states(self) -> LinkStateRepository:
@@ -122,7 +124,7 @@ class Store:
 
     @cached_property
     def grants(self) -> GrantRepository:
-        return GrantRepository(self.redis, self.keyring)
+        return GrantRepository(self.redis, self.keyring, self.durability)
 
     @cached_property
     def tokens(self) -> TokenRepository:

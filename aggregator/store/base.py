@@ -8,14 +8,31 @@ from typing import Any
 import redis
 
 from aggregator.crypto import KeyRing
+from aggregator.store import key_names
+from aggregator.store.durability import Durability
+
+
+def remember_person_key(pipe: Any, person_id: str, key: str, expires_at: float | None) -> None:
+    """List ``key`` (in the person's slot) among the keys deleting the person must find, until
+    it expires (None: never); entries already expired are dropped, so the index stays small."""
+    index = key_names.person_keys(person_id)
+    pipe.zadd(index, {key: float("inf") if expires_at is None else expires_at}, gt=True)
+    pipe.zremrangebyscore(index, "-inf", f"({int(time.time())}")
 
 
 class Repository:
     """Base of the repositories: one per record kind, each the only reader/writer of its keys."""
 
-    def __init__(self, client: redis.Redis, keyring: KeyRing) -> None:
+    def __init__(self, client: redis.Redis, keyring: KeyRing,
+                 durability: Durability | None = None) -> None:
         self.redis = client
         self.keyring = keyring
+        self.durability = durability
+
+    def replicated(self, person_id: str, what: str) -> None:
+        """After a write that must not be lost: wait (bounded) for a replica to have it."""
+        if self.durability is not None:
+            self.durability.confirm(person_id, what)
 
     @staticmethod
     def now() -> int:

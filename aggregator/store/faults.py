@@ -36,8 +36,13 @@ _BY_CLASS: tuple[tuple[type[Exception], StoreFault], ...] = (
     (exceptions.ReadOnlyError, StoreFault.READ_ONLY),
     (exceptions.OutOfMemoryError, StoreFault.OUT_OF_MEMORY),
     (exceptions.MasterDownError, StoreFault.UNREACHABLE),
+    # a Redis Cluster in failover: a master is down and its replica not yet promoted
+    # (CLUSTERDOWN, TRYAGAIN during a resharding, a slot no node serves, redirects exhausted)
     (exceptions.ClusterDownError, StoreFault.UNREACHABLE),
     (exceptions.TryAgainError, StoreFault.UNREACHABLE),
+    (exceptions.SlotNotCoveredError, StoreFault.UNREACHABLE),
+    (exceptions.ClusterError, StoreFault.UNREACHABLE),
+    (exceptions.MaxConnectionsError, StoreFault.UNREACHABLE),
     (exceptions.ConnectionError, StoreFault.UNREACHABLE),
     (exceptions.TimeoutError, StoreFault.UNREACHABLE),
 )
@@ -58,6 +63,10 @@ def store_fault(exc: BaseException) -> StoreFault | None:
     for kind, fault in _BY_CLASS:
         if isinstance(exc, kind):
             return fault
+    # redis-py's generic cluster error: no node answered the topology query (a cross-slot
+    # transaction, the other RedisClusterException, is our bug and stays one)
+    if type(exc) is exceptions.RedisClusterException and "cannot be connected" in str(exc):
+        return StoreFault.UNREACHABLE
     if isinstance(exc, exceptions.ResponseError):
         found = _CODE.search(str(exc))
         if found:

@@ -77,6 +77,7 @@ class GrantRepository(Repository):
             pipe.hset(key_names.grant_pairs(person_id, grant_id), mapping=_encode(grant.pairs))
         pipe.sadd(key_names.grants(person_id), grant_id)
         pipe.execute()
+        self.replicated(person_id, "new grant")
         # the owner index is global (looked up by grant id alone); written last, so a grant
         # is only reachable by id once it is complete
         self.redis.set(key_names.grant_owner(grant_id), person_id)
@@ -143,6 +144,7 @@ class GrantRepository(Repository):
                     if pairs:
                         pipe.hset(pairs_key, mapping=_encode(pairs))
                     pipe.execute()
+                    self.replicated(grant.person_id, "changed grant")
                     return Grant(grant.id, grant.client_id, grant.person_id, tuple(scopes), pairs,
                                  current.created_at, now, frozenset(claims))
                 except redis.WatchError:

@@ -1,7 +1,9 @@
 """Every Redis key name the product uses. Nothing outside ``aggregator/store`` builds keys.
 
 A person's records carry the hash tag ``{u:<person id>}`` so that in a Redis Cluster they share
-one slot: MULTI/EXEC and Lua scripts may then touch several of them atomically.
+one slot: MULTI/EXEC and Lua scripts may then touch several of them atomically. The refresh
+queue and its markers share ``{refresh-jobs}`` for the same reason. No code lists keys by
+pattern (no SCAN, no KEYS): every key is found from a record or index that names it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ PEOPLE = "people"
 # sessions (the cookie value is never stored: only its SHA-256)
 def session(session_hash: str) -> str:
     return f"session:{session_hash}"
+
+
+def person_keys(person_id: str) -> str:
+    """Set: the person's keys whose names no other record of theirs gives (token families,
+    plugin caches, refresh failure notes), so deleting the person finds them without SCAN."""
+    return f"person-keys:{person_tag(person_id)}"
+
+
+def replication_probe(person_id: str) -> str:
+    """A one-second key written just before a ``WAIT`` in the person's slot (see durability)."""
+    return f"replicated:{person_tag(person_id)}"
 
 
 def person_sessions(person_id: str) -> str:
@@ -199,13 +212,18 @@ def notices(person_id: str) -> str:
 
 
 # the refresher: a job queue for upstream refreshes, and what waiters read back
+# (the stream's name has no braces, so its slot is that of the tag ``{refresh-jobs}``)
 REFRESH_JOBS = "refresh-jobs"
+REFRESH_JOBS_TAG = "{refresh-jobs}"
 REFRESHER_ALIVE = "refresher-alive"
 
 
 def refresh_job(person_id: str, registration_id: str, scope_key: str) -> str:
-    """Marks a queued refresh of one (registration, scope set): at most one in the queue."""
-    return f"refresh-job:{person_tag(person_id)}:{registration_id}:{scope_key}"
+    """Marks a queued refresh of one (registration, scope set): at most one in the queue.
+
+    In the queue's slot, not the person's, so the marker and the job are written by one script.
+    """
+    return f"refresh-job:{REFRESH_JOBS_TAG}:{person_id}:{registration_id}:{scope_key}"
 
 
 def refresh_outcome(person_id: str, registration_id: str, scope_key: str) -> str:

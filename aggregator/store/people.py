@@ -84,15 +84,50 @@ class PeopleRepository(Repository):
         return [record for record in map(self.get, ids) if record is not None]
 
     def delete(self, person: PersonRecord) -> None:
-        """Remove the person and every record in their slot (sessions are dropped by the caller)."""
-        pattern = "*" + key_names.person_tag(person.id) + "*"
-        doomed = list(self.redis.scan_iter(match=pattern, count=500))
-        pipe = self.redis.pipeline(transaction=True)
-        if doomed:
-            pipe.delete(*doomed)
-        pipe.zrem(key_names.PEOPLE, person.id)
+        """Remove the person and every record in their slot (sessions are dropped by the caller).
+
+        No SCAN: the keys are those the person's indexes name (registrations, grants, the
+        ``person-keys`` set of the rest), deleted in one transaction within their slot; the
+        global indexes (``people``, ``grant-owner:``, ``username:``) follow, each a single-key
+        step that is safe to repeat.
+        """
+        doomed, grant_ids = self._owned_keys(person.id)
+        pipe = self.redis.pipeline(transaction=True)  # one slot: the person's
+        pipe.delete(*doomed)
         pipe.execute()
+        for grant_id in grant_ids:
+            self.redis.delete(key_names.grant_owner(grant_id))
+        self.redis.zrem(key_names.PEOPLE, person.id)
         self._release_username(person)
+
+    def _owned_keys(self, person_id: str) -> tuple[list[str], list[str]]:
+        """Every key in the person's slot, found through their records and indexes."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(key_names.registrations(person_id))
+        pipe.smembers(key_names.grants(person_id))
+        pipe.zrange(key_names.person_keys(person_id), 0, -1)
+        regs, grants, others = ([raw.decode() for raw in found] for found in pipe.execute())
+        doomed = [
+            key_names.person(person_id), key_names.person_sessions(person_id),
+            key_names.registrations(person_id), key_names.grants(person_id),
+            key_names.notices(person_id), key_names.audit_person(person_id),
+            key_names.person_keys(person_id), key_names.replication_probe(person_id), *others,
+        ]
+        for rid in regs:
+            record = self.redis.hmget(key_names.registration(person_id, rid), "provider", "external_id")
+            if record[0] is not None and record[1] is not None:
+                doomed.append(key_names.registration_by_external(
+                    person_id, record[0].decode(), record[1].decode()))
+            cached = self.redis.smembers(key_names.upstream_tokens(person_id, rid))
+            doomed += [key_names.upstream_token(person_id, rid, raw.decode()) for raw in cached]
+            doomed += [key_names.registration(person_id, rid), key_names.upstream_tokens(person_id, rid),
+                       key_names.registration_lock(person_id, rid),
+                       key_names.registration_refresh_failure(person_id, rid)]
+        for gid in grants:
+            doomed += [key_names.grant(person_id, gid), key_names.grant_pairs(person_id, gid),
+                       key_names.grant_tokens(person_id, gid),
+                       key_names.legacy_grant_registrations(person_id, gid)]
+        return doomed, grants
 
     _RELEASE = """
     if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from aggregator.store import key_names
+from aggregator.store.base import remember_person_key
 from aggregator.store.registrations import scope_key
 
 GROUP = "refreshers"
@@ -55,7 +56,9 @@ class FailedRefresh:
 
 class RefreshJobs:
     # the marker and the job together or not at all: a marker without its job would keep
-    # anyone from queueing the refresh until the marker expired
+    # anyone from queueing the refresh until the marker expired. Both are in the slot of
+    # ``{refresh-jobs}`` (the marker's hash tag is the stream's name), so on a Redis Cluster
+    # this script touches one slot.
     _REQUEST = """
     if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'person_id', ARGV[3],
@@ -116,11 +119,15 @@ class RefreshJobs:
     def done(self, job: RefreshJob, failure: tuple[str, str] | None = None) -> None:
         """Acknowledge ``job``; ``failure`` (status, error) is left for the requests waiting."""
         key = scope_key(job.scopes)
-        pipe = self.redis.pipeline(transaction=False)  # different slots: the person's and the queue's
+        # two slots, the person's and the queue's: no MULTI. The note goes first; a crash before
+        # the acknowledgement leaves the job pending, and running it again is harmless.
+        pipe = self.redis.pipeline(transaction=False)
         if failure is not None:
-            pipe.set(key_names.refresh_outcome(job.person_id, job.registration_id, key),
+            outcome = key_names.refresh_outcome(job.person_id, job.registration_id, key)
+            pipe.set(outcome,
                      json.dumps({"status": failure[0], "error": failure[1], "at": time.time()}),
                      px=OUTCOME_MS)
+            remember_person_key(pipe, job.person_id, outcome, time.time() + OUTCOME_MS / 1000)
         pipe.delete(key_names.refresh_job(job.person_id, job.registration_id, key))
         pipe.xack(key_names.REFRESH_JOBS, GROUP, job.entry_id)
         pipe.xdel(key_names.REFRESH_JOBS, job.entry_id)

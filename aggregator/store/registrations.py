@@ -155,6 +155,7 @@ class RegistrationRepository(Repository):
         if linked.token is not None:
             self._put_token(pipe, person_id, rid, FULL_SCOPE_KEY, linked.token)
         pipe.execute()
+        self.replicated(person_id, "linked registration")
         return self.get(person_id, rid)  # type: ignore[return-value]
 
     def store_refreshed(
@@ -182,6 +183,7 @@ class RegistrationRepository(Repository):
         self._update_if_exists(pipe, key, update)
         self._put_token(pipe, record.person_id, record.id, scope_key(scopes), token)
         still_there = pipe.execute()[0]
+        self.replicated(record.person_id, "refreshed registration")
         if not still_there:  # removed while the refresh ran: leave no token of it behind
             cleanup = self.redis.pipeline(transaction=True)
             self._drop_tokens(cleanup, record.person_id, record.id)
@@ -227,7 +229,7 @@ class RegistrationRepository(Repository):
         flat: list[Any] = []
         for name, value in update.items():
             flat += [name, value]
-        pipe.eval(self._UPDATE_IF_EXISTS, 1, key, *flat)
+        pipe.execute_command("EVAL", self._UPDATE_IF_EXISTS, 1, key, *flat)  # ClusterPipeline has no eval()
 
     def _put_token(self, pipe: Any, person_id: str, rid: str, key: str,
                    token: UpstreamToken) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aggregator.crypto import new_token, token_hash
 from aggregator.store import key_names
-from aggregator.store.base import Repository
+from aggregator.store.base import Repository, remember_person_key
 from aggregator.store.grants import Pairs, pairs_from_json, pairs_json
 
 
@@ -110,7 +110,11 @@ class TokenRepository(Repository):
         ttl = max(1, record.expires_at - self.now())
         pipe = self.redis.pipeline(transaction=False)
         for index in self._indexes(record):
-            pipe.eval(self._INDEX, 1, index, record.expires_at, key, self.now(), ttl)
+            pipe.execute_command("EVAL", self._INDEX, 1, index, record.expires_at, key, self.now(), ttl)
+        if record.person_id and record.family:  # named by no other record of the person's
+            remember_person_key(pipe, record.person_id,
+                                key_names.token_family(record.person_id, record.family),
+                                record.expires_at)
         mapping = {
             "client_id": record.client_id,
             "person_id": record.person_id or "",

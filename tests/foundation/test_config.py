@@ -38,12 +38,26 @@ def test_issuer_follows_the_port_unless_set():
         ({"AGGREGATOR_REQUIRE_PAR": "maybe"}, "AGGREGATOR_REQUIRE_PAR"),
         ({"AGGREGATOR_PASSWORD_HASHING": "md5"}, "AGGREGATOR_PASSWORD_HASHING"),
         ({"AGGREGATOR_TRUST_PROXY": "all of them"}, "AGGREGATOR_TRUST_PROXY"),
+        ({"REDIS_CLUSTER": "perhaps"}, "REDIS_CLUSTER"),
+        ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINELS": "s:26379", "REDIS_SENTINEL_MASTER": "m", "REDIS_CLUSTER": "true"},
+         "REDIS_CLUSTER"),
+        ({"AGGREGATOR_REDIS_WAIT_MS": "-1"}, "AGGREGATOR_REDIS_WAIT_MS"),
     ],
 )
 def test_invalid_values_name_the_variable(environ, named):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ)
     assert named in str(caught.value)
+
+
+def test_redis_topology_settings():
+    assert load_settings({}).redis_cluster is False and load_settings({}).redis_wait_ms == 100
+    assert load_settings({"REDIS_CLUSTER": "true"}).redis_cluster is True
+    sentinel = load_settings({"REDIS_SENTINELS": "s1:26379, s2:26380", "REDIS_SENTINEL_MASTER": "m"})
+    assert sentinel.redis_sentinels == (("s1", 26379), ("s2", 26380))
+    assert sentinel.redis_sentinel_master == "m"
 
 
 def test_trust_proxy_is_a_hop_count_where_true_means_one():
