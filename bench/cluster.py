@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aggregator.embedded_redis import EmbeddedRedis
 from aggregator.testing.servers import reserve_port
+from tests.cluster.local_cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +44,12 @@ class Cluster:
                                appendfsync=appendfsync or "everysec").start()
         self._stack.callback(server.stop)
         return server
+
+    def redis_cluster(self) -> LocalCluster:
+        """A Redis Cluster of 3 masters and 3 replicas, as the tests start it."""
+        started = LocalCluster(self.workdir / "redis-cluster").start()
+        self._stack.callback(started.stop)
+        return started
 
     def gunicorn(self, app: str, env: dict[str, str], *, workers: int, threads: int,
                  port: int | None = None, ready_path: str = "/healthz") -> Server:

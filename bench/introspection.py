@@ -119,10 +119,12 @@ class Deployment:
     seed: Callable[..., Seeded]
 
 
-def _deploy(redis_url: str, bank_url: str, site: Path, data_dir: Path) -> Deployment:
+def _deploy(redis_url: str, bank_url: str, site: Path, data_dir: Path,
+            **extra: str) -> Deployment:
     port = reserve_port()
     environ = {
         **os.environ,
+        **extra,
         "PYTHONPATH": str(site),
         "REDIS_URL": redis_url,
         "AGGREGATOR_ISSUER": f"http://127.0.0.1:{port}",
@@ -190,6 +192,20 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
             server.url, person.request, threads=clients, seconds=t, check=person.check))
             for policy, (server, person) in fsync.items()}, seconds, rounds=2)
 
+        # (e) the same as "fresh" with the AS on a 3-master Redis Cluster (3 replicas), against
+        # the one node of (a), alternated A B A B
+        local = cluster.redis_cluster()
+        on_cluster = _deploy(local.url, bank.url, site, Path(tmp) / "cluster-as", REDIS_CLUSTER="true")
+        spread = on_cluster.seed("four", 4, cached_for=3600)
+        clustered = cluster.gunicorn("wsgi:app", on_cluster.environ, workers=workers, threads=threads,
+                                     port=on_cluster.port, ready_path="/readyz")
+        e = _interleaved({
+            "one node": (server, lambda t: hammer(server.url, four.request, threads=clients, seconds=t,
+                                                  check=four.check)),
+            "cluster": (clustered, lambda t: hammer(clustered.url, spread.request, threads=clients,
+                                                    seconds=t, check=spread.check)),
+        }, seconds, rounds=2)
+
         # (b) every token must be refreshed, upstream answers in 100 ms
         upstream.set_faults(bank.url, latency_ms=LATENCY_MS, access_token_ttl=30)
         repeat(server.url, one.request, times=2, check=one.check)  # warm up the refresh path
@@ -202,16 +218,19 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
         crowd = burst(server.url, stampede.request, count=50, check=stampede.check)
         calls = upstream.refreshes(bank.url) - before
 
-    return _figures(workers, threads, clients, a, single, many, crowd, calls, d)
+    return _figures(workers, threads, clients, a, single, many, crowd, calls, d, e)
 
 
 def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], single: Stats,
-             many: Stats, crowd: Stats, calls: int, d: dict[str, Measured]) -> dict[str, Any]:
+             many: Stats, crowd: Stats, calls: int, d: dict[str, Measured],
+             e: dict[str, Measured]) -> dict[str, Any]:
     floor, fresh = a["floor"].stats, a["fresh"].stats
     ratio_a = fresh.throughput / floor.throughput if floor.throughput else 0.0
     everysec, always = (d[policy].stats for policy in FSYNC)
     ratio_d = always.throughput / everysec.throughput if everysec.throughput else 0.0
     ratio_b = many.percentile(50) / single.percentile(50) if single.latencies else float("inf")
+    node, spread = e["one node"].stats, e["cluster"].stats
+    ratio_e = spread.throughput / node.throughput if node.throughput else 0.0
     return {
         "when": report.now(),
         "machine": report.machine(),
@@ -248,6 +267,12 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
             "introspection_4_fresh_always": d["always"].as_dict(),
             "throughput_ratio_always_to_everysec": round(ratio_d, 3),
         },
+        "e_cluster": {
+            "load_threads": clients,
+            "introspection_4_fresh_one_node": e["one node"].as_dict(),
+            "introspection_4_fresh_3_master_cluster": e["cluster"].as_dict(),
+            "throughput_ratio_cluster_to_one_node": round(ratio_e, 3),
+        },
     }
 
 
@@ -257,7 +282,7 @@ def table(figures: dict[str, Any]) -> str:
     floor, fresh, unknown = (a["floor_one_redis_get"], a["introspection_4_fresh"],
                              a["introspection_unknown_token"])
     one, twenty = b["one_refresh"], b["twenty_refreshes"]
-    d = figures["d_fsync"]
+    d, e = figures["d_fsync"], figures["e_cluster"]
     g = figures["gunicorn"]
 
     def row(name: str, m: dict[str, Any]) -> str:
@@ -284,10 +309,13 @@ def table(figures: dict[str, Any]) -> str:
         f"{c['simultaneous_introspections'] - c['answered_ok']:>8}",
         row("(d) 4 fresh, appendfsync everysec", d["introspection_4_fresh_everysec"]),
         row("(d) 4 fresh, appendfsync always", d["introspection_4_fresh_always"]),
+        row("(e) 4 fresh, one Redis node", e["introspection_4_fresh_one_node"]),
+        row("(e) 4 fresh, 3-master Redis Cluster", e["introspection_4_fresh_3_master_cluster"]),
         "",
         f"{'target':<44}{'value':>9}{'goal':>9}",
         verdict("(a) introspect / floor, throughput", a["throughput_ratio"], a),
         verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b),
         verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c),
         f"{'(d) always / everysec, throughput':<44}{d['throughput_ratio_always_to_everysec']!s:>9}",
+        f"{'(e) cluster / one node, throughput':<44}{e['throughput_ratio_cluster_to_one_node']!s:>9}",
     ])
