@@ -96,9 +96,10 @@ class Refresher:
                     last_beat = time.monotonic()
                 self._take_and_run()
             except redis.RedisError as exc:
+                if self._stopping.wait(0.5):
+                    break  # stopping with the rest of `make run`, whose Redis stops too
                 log.warning("refresher: Redis unavailable", extra={"error": type(exc).__name__})
                 self.metrics.store_failed(exc)
-                self._stopping.wait(0.5)
         log.info("refresher stopped", extra={"refresher": self.name})
 
     def _take_and_run(self) -> None:
