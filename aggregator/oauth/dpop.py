@@ -58,7 +58,7 @@ def proof(svc: Services, *, client_id: str, endpoint_url: str, access_token: str
 
     if len(values) > 1:  # §4.3 point 1
         raise invalid("Send exactly one DPoP header.")
-    header, claims, key = _verified(values[0], invalid)
+    claims, key = _verified(values[0], invalid)
     if claims.get("htm") != request.method:  # point 8
         raise invalid("htm does not match the request method.")
     if not isinstance(claims.get("htu"), str) or _normal(claims["htu"]) != _normal(endpoint_url):
@@ -122,7 +122,7 @@ def new_nonce(svc: Services) -> str:
 # ------------------------------------------------------------------ the steps of §4.3
 
 
-def _verified(value: str, invalid: Any) -> tuple[dict[str, Any], dict[str, Any], RSAKey | ECKey]:
+def _verified(value: str, invalid: Any) -> tuple[dict[str, Any], RSAKey | ECKey]:
     """Points 2-7: a compact JWS, ``typ``, an asymmetric ``alg`` we support, a public ``jwk``
     that verifies the signature, and a JSON claims object."""
     try:
@@ -147,7 +147,7 @@ def _verified(value: str, invalid: Any) -> tuple[dict[str, Any], dict[str, Any],
         raise invalid("The DPoP proof's signature does not verify with its jwk.") from None
     if not isinstance(claims, dict):
         raise invalid("The DPoP proof's payload must be a JSON object.")
-    return header, claims, key  # type: ignore[return-value]
+    return claims, key  # type: ignore[return-value]
 
 
 def _check_iat(iat: Any, invalid: Any) -> None:

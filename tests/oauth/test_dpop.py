@@ -76,7 +76,7 @@ def userinfo(server, token: str, proof: str | None, scheme: str = "DPoP") -> req
     return requests.get(f"{server.url}/userinfo", headers=headers, timeout=10)
 
 
-_SAME = Holder()
+_SAME: Any = object()
 
 
 def sign_in_with_par(server, app: App, agent, holder: Holder | None, *,
