@@ -258,6 +258,51 @@ class InsufficientScope(ProtocolError):
         self.headers = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
 
 
+class _DPoPError(ProtocolError):
+    """RFC 9449 errors: 400 at the token and PAR endpoints (§5, §7); 401 with a ``DPoP``
+    challenge at a resource endpoint (§7.1). ``nonce`` goes out as ``DPoP-Nonce`` (§8)."""
+
+    def __init__(self, description: str | None = None, *, at_resource: bool = False,
+                 nonce: str | None = None) -> None:
+        super().__init__(description)
+        headers: dict[str, str] = {}
+        if at_resource:
+            self.status_code = 401
+            headers["WWW-Authenticate"] = dpop_challenge(self.error, description)
+        if nonce is not None:
+            headers["DPoP-Nonce"] = nonce
+        self.headers = headers
+
+
+class InvalidDPoPProof(_DPoPError):
+    """RFC 9449 §4.3: the ``DPoP`` proof is missing where required, malformed or invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(_DPoPError):
+    """RFC 9449 §8: send the proof again with the server's ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+
+
+class InvalidDPoPToken(_DPoPError):
+    """RFC 9449 §7.1: a DPoP-bound token sent without its proof (or as Bearer): ``invalid_token``."""
+
+    error = "invalid_token"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, at_resource=True)
+
+
+def dpop_challenge(error: str, description: str | None = None) -> str:
+    """The RFC 9449 §7.1 ``WWW-Authenticate: DPoP`` challenge."""
+    challenge = f'DPoP error="{error}"'
+    if description:
+        challenge += ', error_description="' + description.replace('"', "'") + '"'
+    return challenge
+
+
 _HTTP_ERRORS: dict[int, type[ProtocolError]] = {
     400: InvalidRequest,
     404: NotFound,

@@ -137,6 +137,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_ACCESS_TOKEN_TTL = fields.Integer(load_default=600, validate=validate.Range(30, 86400))
     AGGREGATOR_REFRESH_TOKEN_TTL = fields.Integer(load_default=30 * 86400, validate=validate.Range(60))
     AGGREGATOR_REQUIRE_PAR = fields.Boolean(load_default=False)
+    AGGREGATOR_DPOP_NONCE = fields.Boolean(load_default=False)
     AGGREGATOR_TOKEN_FRESHNESS = fields.Integer(load_default=60, validate=validate.Range(0, 3600))
     AGGREGATOR_UPSTREAM_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
     AGGREGATOR_REFRESH_TIMEOUT = fields.Float(load_default=60.0, validate=validate.Range(1, 600))
@@ -209,6 +210,8 @@ class Settings:
     access_token_ttl: int
     refresh_token_ttl: int
     require_par: bool
+    #: RFC 9449 §8: every DPoP proof must carry a nonce this server issued
+    dpop_nonce: bool
     token_freshness: int
     upstream_timeout: float
     #: how long the refresher lets one bank call take (longer than a response's deadline)
@@ -296,6 +299,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         access_token_ttl=data["AGGREGATOR_ACCESS_TOKEN_TTL"],
         refresh_token_ttl=data["AGGREGATOR_REFRESH_TOKEN_TTL"],
         require_par=data["AGGREGATOR_REQUIRE_PAR"],
+        dpop_nonce=data["AGGREGATOR_DPOP_NONCE"],
         token_freshness=data["AGGREGATOR_TOKEN_FRESHNESS"],
         upstream_timeout=data["AGGREGATOR_UPSTREAM_TIMEOUT"],
         refresh_timeout=data["AGGREGATOR_REFRESH_TIMEOUT"],

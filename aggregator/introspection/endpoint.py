@@ -106,6 +106,8 @@ def members(owner: ClientRecord, record: AccessTokenRecord | RefreshTokenRecord)
     body.update(exp=record.expires_at, iat=record.issued_at, iss=svc.settings.issuer)
     if isinstance(record, AccessTokenRecord):
         body["token_type"] = record.token_type  # RFC 7662 §2.2: an access token's type
+    if record.jkt is not None:  # RFC 9449 §6.2: the key a DPoP-bound token is bound to
+        body["cnf"] = {"jkt": record.jkt}
     if record.grant_id is not None:
         body["grant_id"] = record.grant_id
     return body

@@ -48,6 +48,8 @@ class IntrospectionResponseSchema(Schema):
     iat = fields.Integer()
     iss = fields.String()
     token_type = fields.String()
+    cnf = fields.Dict(keys=fields.String(), values=fields.String(),
+                      metadata={"description": "RFC 9449 §6.2: {\"jkt\": ...} for a DPoP-bound token."})
     grant_id = fields.String()
     authorization_details = fields.List(fields.Nested(GrantedDetailSchema))
     institutions = fields.Dict(keys=fields.String(), values=fields.Nested(InstitutionEntrySchema))

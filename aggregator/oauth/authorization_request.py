@@ -22,6 +22,7 @@ from aggregator.oauth.authorization_details import DataAsk, asks_for
 from aggregator.oauth.authorization_details import parse as parse_details
 from aggregator.oauth.claims import parse_claims
 from aggregator.oauth.client_metadata import RESPONSE_TYPES
+from aggregator.oauth.dpop import check_jkt
 from aggregator.oauth.request_object import request_object_params
 from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
 from aggregator.oauth.scopes import OPENID, parse_scope
@@ -55,6 +56,8 @@ class AuthorizationRequest:
     #: OpenID Grant Management: ``create`` | ``merge`` | ``replace``, and the grant they name
     grant_management_action: str | None = None
     grant_id: str | None = None
+    #: RFC 9449 §10: the DPoP key the code must be redeemed with
+    dpop_jkt: str | None = None
 
     @property
     def all_scopes(self) -> tuple[str, ...]:
@@ -145,6 +148,7 @@ def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarge
         details=details,
         grant_management_action=action,
         grant_id=grant_id,
+        dpop_jkt=check_jkt(params.get("dpop_jkt")),  # RFC 9449 §10
     )
 
 

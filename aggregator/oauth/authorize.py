@@ -190,6 +190,7 @@ def _issue(svc: Services, client: ClientRecord, pending: Pending, person: Person
         code_challenge=authorization.code_challenge, nonce=authorization.nonce,
         auth_time=auth_time, claims=claims,
         max_age_requested=authorization.max_age is not None, pairs=pairs,
+        dpop_jkt=authorization.dpop_jkt,
     )
     params = {"code": code}
     if authorization.response_type == "code id_token":

@@ -130,6 +130,7 @@ class ClientMetadataSchema(Schema):
                                                validate=validate.OneOf(SIGNING_ALGS))
     subject_type = fields.String(load_default="pairwise", validate=validate.OneOf(["pairwise"]))
     require_pushed_authorization_requests = fields.Boolean(load_default=False)
+    dpop_bound_access_tokens = fields.Boolean(load_default=False)  # RFC 9449 §5.2
     resource_server_for = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                                       load_default=list, validate=validate.Length(max=100))
 

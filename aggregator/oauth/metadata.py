@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import jsonify
 
+from aggregator.oauth import dpop
 from aggregator.oauth.authorization_details import TYPES_SUPPORTED as DETAIL_TYPES
 from aggregator.oauth.authorization_request import GRANT_MANAGEMENT_ACTIONS
 from aggregator.oauth.blueprints import api
@@ -53,6 +54,7 @@ def server_metadata(svc: Services) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "request_object_signing_alg_values_supported": list(SIGNING_ALGS),
         "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+        "dpop_signing_alg_values_supported": list(dpop.SIGNING_ALGS),  # RFC 9449 §5.1
         "claims_parameter_supported": True,
         "claims_supported": list(CLAIMS_SUPPORTED),
         "claim_types_supported": ["normal"],

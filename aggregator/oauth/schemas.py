@@ -78,7 +78,8 @@ class TokenResponseSchema(_Response):
     ``introspection_endpoint``."""
 
     access_token = fields.String(required=True)
-    token_type = fields.String(required=True, validate=validate.OneOf(["Bearer"]))
+    token_type = fields.String(required=True, validate=validate.OneOf(["Bearer", "DPoP"]),
+                               metadata=_doc("DPoP when the request carried a DPoP proof (RFC 9449 §5)."))
     expires_in = fields.Integer(required=True)
     scope = fields.String(required=True)
     refresh_token = fields.String(metadata=_doc("Only with offline_access."))
@@ -108,6 +109,8 @@ class PushedAuthorizationRequestSchema(ClientAuthSchema):
     authorization_details = fields.String(metadata=_doc("RFC 9396 §2, a JSON array."))
     grant_management_action = fields.String(validate=validate.OneOf(GRANT_MANAGEMENT_ACTIONS))
     grant_id = fields.String()
+    dpop_jkt = fields.String(metadata=_doc("RFC 9449 §10: the thumbprint of the DPoP key the code "
+                                           "must be redeemed with (or send a DPoP proof)."))
     request = fields.String(metadata=_doc("RFC 9101 request object (a signed JWT)."))
 
 
@@ -227,6 +230,7 @@ class ServerMetadataSchema(_Response):
     request_uri_parameter_supported = fields.Boolean(required=True)
     request_object_signing_alg_values_supported = fields.List(fields.String(), required=True)
     id_token_signing_alg_values_supported = fields.List(fields.String(), required=True)
+    dpop_signing_alg_values_supported = fields.List(fields.String(), required=True)
     claims_parameter_supported = fields.Boolean(required=True)
     claims_supported = fields.List(fields.String(), required=True)
     claim_types_supported = fields.List(fields.String(), required=True)

@@ -3,11 +3,13 @@
 1. no caching of the answer                     RFC 6749 §5.1
 2. a form body with one value per parameter     RFC 6749 §3.2
 3. authenticate the client                      RFC 6749 §3.2.1
-4. dispatch on ``grant_type`` the client may use
+4. a DPoP proof, if any (required for a client registered with ``dpop_bound_access_tokens``)
+   binds the tokens to its key                  RFC 9449 §5, §5.2
+5. dispatch on ``grant_type`` the client may use
    - ``authorization_code``  RFC 6749 §4.1.3, PKCE RFC 7636 §4.6, replay §4.1.2
    - ``refresh_token``       RFC 6749 §6, rotation and reuse detection RFC 9700 §4.14.2
    - ``client_credentials``  RFC 6749 §4.4
-5. answer with the tokens, ``grant_id`` and ``introspection_endpoint``
+6. answer with the tokens, ``grant_id`` and ``introspection_endpoint``
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from flask import jsonify
 
 from aggregator.crypto import constant_time_equals
-from aggregator.errors import InvalidGrant, InvalidScope, UnauthorizedClient, UnsupportedGrantType
+from aggregator.errors import (
+    InvalidDPoPProof,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from aggregator.oauth import dpop
 from aggregator.oauth.authorization_details import granted_details
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
@@ -50,13 +59,16 @@ def token():
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"This client is not registered for {grant_type}.")
-    return jsonify(exchange(svc, client, params))
+    jkt = dpop.required(client.dpop_bound_access_tokens,
+                        dpop.proof(svc, client_id=client.client_id, endpoint_url=svc.endpoints.token))
+    return jsonify(exchange(svc, client, params, jkt))
 
 
 # ------------------------------------------------------------------ authorization_code
 
 
-def authorization_code(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+def authorization_code(svc: Services, client: ClientRecord, params: dict[str, str],
+                       jkt: str | None) -> TokenResponse:
     redemption = svc.store.codes.redeem(require(params, "code"))
     if redemption is None:
         raise InvalidGrant("The authorization code is invalid or has expired.")
@@ -69,13 +81,16 @@ def authorization_code(svc: Services, client: ClientRecord, params: dict[str, st
         raise InvalidGrant("The authorization code was issued to another client.")
     _check_redirect_uri(client, code, params.get("redirect_uri"))
     _check_pkce(code, params.get("code_verifier"))
+    if code.dpop_jkt is not None and jkt != code.dpop_jkt:  # RFC 9449 §10
+        raise InvalidDPoPProof("This code can only be redeemed with a DPoP proof of the key "
+                               "named by dpop_jkt.")
     grant = svc.store.grants.get_for(code.person_id, code.grant_id)
     if grant is None:
         raise InvalidGrant("The person revoked this access.")
     scopes = parse_scope(code.scope)
     response = _person_tokens(svc, client, grant, scopes=scopes, pairs=code.pairs,
                               family=code.family, auth_time=code.auth_time, claims=code.claims,
-                              nonce=code.nonce, include_auth_time=code.max_age_requested)
+                              nonce=code.nonce, include_auth_time=code.max_age_requested, jkt=jkt)
     if svc.store.codes.was_replayed(code):  # a replay raced this exchange: it wins nothing either
         svc.store.tokens.revoke_family(code.person_id, code.family)
         raise InvalidGrant("The authorization code was used twice; its tokens are revoked.")
@@ -106,10 +121,13 @@ def _check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
 # ------------------------------------------------------------------ refresh_token
 
 
-def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str],
+                  jkt: str | None) -> TokenResponse:
     record = svc.store.tokens.lookup_refresh_token(require(params, "refresh_token"))
     if record is None or record.client_id != client.client_id:
         raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+    if record.jkt is not None and jkt != record.jkt:  # RFC 9449 §5: a bound refresh token
+        raise InvalidDPoPProof("This refresh token is bound to a DPoP key: send a proof of it.")
     if record.rotated_at is not None:
         _reused(svc, record)
     scopes = parse_scope(record.scope)
@@ -130,7 +148,7 @@ def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str]) -
     # later consent added to the grant)
     return _person_tokens(svc, client, grant, scopes=access_scopes, pairs=current.pairs,
                           family=current.family, auth_time=current.auth_time, claims=current.claims,
-                          nonce=None, include_auth_time=True, refresh_scopes=scopes)
+                          nonce=None, include_auth_time=True, refresh_scopes=scopes, jkt=jkt)
 
 
 def _reused(svc: Services, record: RefreshTokenRecord) -> NoReturn:
@@ -145,7 +163,8 @@ def _reused(svc: Services, record: RefreshTokenRecord) -> NoReturn:
 # ------------------------------------------------------------------ client_credentials
 
 
-def client_credentials(svc: Services, client: ClientRecord, params: dict[str, str]) -> TokenResponse:
+def client_credentials(svc: Services, client: ClientRecord, params: dict[str, str],
+                       jkt: str | None) -> TokenResponse:
     """RFC 6749 §4.4: the client on its own behalf; no person, so no institutions."""
     if client.is_public:
         raise UnauthorizedClient("A public client cannot use client_credentials.")
@@ -158,8 +177,9 @@ def client_credentials(svc: Services, client: ClientRecord, params: dict[str, st
         raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")
     ttl = svc.settings.access_token_ttl
     access, _ = svc.store.tokens.issue_access_token(client_id=client.client_id, person_id=None,
-                                            grant_id=None, scope=" ".join(scopes), ttl=ttl)
-    return {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+                                            grant_id=None, scope=" ".join(scopes), ttl=ttl,
+                                            jkt=jkt)
+    return {"access_token": access, "token_type": _token_type(jkt), "expires_in": ttl,
             "scope": " ".join(scopes), "introspection_endpoint": svc.endpoints.introspection}
 
 
@@ -169,23 +189,27 @@ def client_credentials(svc: Services, client: ClientRecord, params: dict[str, st
 def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes: tuple[str, ...],
                    pairs: Pairs | None, family: str | None, auth_time: int | None,
                    claims: dict[str, Any], nonce: str | None, include_auth_time: bool,
-                   refresh_scopes: tuple[str, ...] | None = None) -> TokenResponse:
+                   refresh_scopes: tuple[str, ...] | None = None,
+                   jkt: str | None = None) -> TokenResponse:
     """Access token, refresh token (only with offline_access) and ID token (only with openid),
-    with the institutions the access token reaches as RFC 9396 ``authorization_details``."""
+    with the institutions the access token reaches as RFC 9396 ``authorization_details``.
+
+    With a DPoP key ``jkt`` the access token is bound to it, and so is a public client's
+    refresh token (RFC 9449 §5: a confidential client's is bound by its authentication)."""
     person_id, grant_id = grant.person_id, grant.id
     scope = " ".join(scopes)
     ttl = svc.settings.access_token_ttl
     access, record = svc.store.tokens.issue_access_token(
         client_id=client.client_id, person_id=person_id, grant_id=grant_id, scope=scope, ttl=ttl,
-        family=family, auth_time=auth_time, claims=claims, pairs=pairs)
-    response: TokenResponse = {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+        family=family, auth_time=auth_time, claims=claims, pairs=pairs, jkt=jkt)
+    response: TokenResponse = {"access_token": access, "token_type": _token_type(jkt), "expires_in": ttl,
                                "scope": scope}
     refresh_scopes = refresh_scopes or scopes
     if OFFLINE_ACCESS in refresh_scopes and "refresh_token" in client.grant_types:
         refresh, _ = svc.store.tokens.issue_refresh_token(
             client_id=client.client_id, person_id=person_id, grant_id=grant_id,
             scope=" ".join(refresh_scopes), ttl=svc.settings.refresh_token_ttl, family=family,
-            auth_time=auth_time, claims=claims, pairs=pairs)
+            auth_time=auth_time, claims=claims, pairs=pairs, jkt=jkt if client.is_public else None)
         response["refresh_token"] = refresh
     reached = effective_pairs(grant, record.pairs, scope)
     if reached:  # RFC 9396 §7
@@ -200,7 +224,13 @@ def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes:
     return response
 
 
-GRANT_TYPES: dict[str, Callable[[Services, ClientRecord, dict[str, str]], TokenResponse]] = {
+def _token_type(jkt: str | None) -> str:
+    """RFC 9449 §5: ``DPoP`` for a bound access token."""
+    return "Bearer" if jkt is None else "DPoP"
+
+
+GRANT_TYPES: dict[str, Callable[[Services, ClientRecord, dict[str, str], str | None],
+                                TokenResponse]] = {
     "authorization_code": authorization_code,
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,

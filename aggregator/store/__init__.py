@@ -18,6 +18,7 @@ from aggregator.store.client_jwks import ClientJwksRepository
 from aggregator.store.clients import ClientRepository
 from aggregator.store.codes import AuthorizationCodeRepository
 from aggregator.store.connection import RedisTopology
+from aggregator.store.dpop import DPoPProofRepository
 from aggregator.store.durability import Durability
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
@@ -109,6 +110,10 @@ class Store:
     @cached_property
     def assertions(self) -> ClientAssertionRepository:
         return ClientAssertionRepository(self.redis, self.keyring)
+
+    @cached_property
+    def dpop_proofs(self) -> DPoPProofRepository:
+        return DPoPProofRepository(self.redis, self.keyring)
 
     @cached_property
     def pushed_requests(self) -> PushedRequestRepository:

@@ -43,6 +43,8 @@ class ClientRecord:
     id_token_signed_response_alg: str = "RS256"
     request_object_signing_alg: str | None = None
     require_pushed_authorization_requests: bool = False
+    #: RFC 9449 §5.2: every token request of this client carries a DPoP proof
+    dpop_bound_access_tokens: bool = False
     #: extension: client_ids whose tokens this client (a resource server) may introspect
     resource_server_for: list[str] = field(default_factory=list)
     client_secret_hash: str | None = field(default=None, repr=False)

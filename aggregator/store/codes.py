@@ -40,6 +40,8 @@ class AuthorizationCode:
     max_age_requested: bool = False
     #: the (registration, data scopes) pairs its tokens may reach, as consented for this code
     pairs: dict[str, frozenset[str]] | None = None
+    #: RFC 9449 §10: the key (thumbprint) whose DPoP proof alone may redeem this code
+    dpop_jkt: str | None = None
 
     @property
     def family(self) -> str:
@@ -59,13 +61,14 @@ class AuthorizationCodeRepository(Repository):
     def issue(self, *, client_id: str, person_id: str, grant_id: str, redirect_uri: str, scope: str,
               code_challenge: str | None, nonce: str | None, auth_time: int | None,
               claims: dict[str, Any], max_age_requested: bool,
-              pairs: Pairs | None = None) -> tuple[str, AuthorizationCode]:
+              pairs: Pairs | None = None,
+              dpop_jkt: str | None = None) -> tuple[str, AuthorizationCode]:
         code = new_token()
         now = self.now()
         record = AuthorizationCode(token_hash(code), client_id, person_id, grant_id, redirect_uri,
                                    scope, now, now + CODE_TTL, code_challenge, nonce, auth_time,
                                    claims, max_age_requested,
-                                   dict(pairs) if pairs is not None else None)
+                                   dict(pairs) if pairs is not None else None, dpop_jkt)
         key = key_names.authorization_code(record.code_hash)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={
@@ -76,6 +79,7 @@ class AuthorizationCodeRepository(Repository):
             "claims": json.dumps(claims, separators=(",", ":")),
             "max_age_requested": int(max_age_requested),
             "pairs": pairs_json(pairs),
+            "dpop_jkt": dpop_jkt or "",
         })
         pipe.expire(key, REPLAY_WINDOW)
         pipe.execute()
@@ -121,4 +125,5 @@ class AuthorizationCodeRepository(Repository):
             claims=json.loads(data.get("claims") or "{}"),
             max_age_requested=data.get("max_age_requested") == "1",
             pairs=pairs_from_json(data.get("pairs")),
+            dpop_jkt=data.get("dpop_jkt") or None,
         )

@@ -162,6 +162,11 @@ def client_assertion(client_id: str, jti_hash: str) -> str:
     return f"jti:{client_tag(client_id)}:{jti_hash}"
 
 
+def dpop_proof(client_id: str, jti_hash: str) -> str:
+    """A DPoP proof id seen once (RFC 9449 §11.1 replay protection)."""
+    return f"dpop-jti:{client_tag(client_id)}:{jti_hash}"
+
+
 def client_jwks(uri_hash: str) -> str:
     """What a ``jwks_uri`` last answered (its keys, or that it failed), by the URI's SHA-256."""
     return f"jwks:{uri_hash}"

@@ -40,6 +40,8 @@ class _TokenRecord:
     #: the (registration, data scopes) pairs this token may reach at most, fixed when its
     #: authorization was consented (None: a token from before pairs, bounded by its grant alone)
     pairs: dict[str, frozenset[str]] | None = None
+    #: RFC 9449 §6.1 ``cnf.jkt``: the thumbprint of the key a DPoP-bound token is bound to
+    jkt: str | None = None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -48,7 +50,7 @@ class _TokenRecord:
 
 @dataclass(frozen=True)
 class AccessTokenRecord(_TokenRecord):
-    """An access token (RFC 6749 §1.4), Bearer (RFC 6750)."""
+    """An access token (RFC 6749 §1.4), Bearer (RFC 6750) or DPoP-bound (RFC 9449)."""
 
 
 @dataclass(frozen=True)
@@ -82,27 +84,32 @@ class TokenRepository(Repository):
     def issue_access_token(self, *, client_id: str, person_id: str | None, grant_id: str | None,
                            scope: str, ttl: int, family: str | None = None,
                            auth_time: int | None = None, claims: dict[str, Any] | None = None,
-                           pairs: Pairs | None = None) -> tuple[str, AccessTokenRecord]:
-        """A new access token; returns the value (handed out once) and its record."""
+                           pairs: Pairs | None = None,
+                           jkt: str | None = None) -> tuple[str, AccessTokenRecord]:
+        """A new access token (bound to the key ``jkt`` when given); returns the value (handed
+        out once) and its record."""
         return self._issue(AccessTokenRecord, key_names.access_token, client_id, person_id, grant_id,
-                           scope, ttl, family, auth_time, claims, pairs)
+                           scope, ttl, family, auth_time, claims, pairs, jkt)
 
     def issue_refresh_token(self, *, client_id: str, person_id: str, grant_id: str, scope: str,
                             ttl: int, family: str | None = None, auth_time: int | None = None,
                             claims: dict[str, Any] | None = None,
-                            pairs: Pairs | None = None) -> tuple[str, RefreshTokenRecord]:
-        """A new refresh token; returns the value (handed out once) and its record."""
+                            pairs: Pairs | None = None,
+                            jkt: str | None = None) -> tuple[str, RefreshTokenRecord]:
+        """A new refresh token (bound to the key ``jkt`` when given); returns the value (handed
+        out once) and its record."""
         return self._issue(RefreshTokenRecord, key_names.refresh_token, client_id, person_id, grant_id,
-                           scope, ttl, family, auth_time, claims, pairs)
+                           scope, ttl, family, auth_time, claims, pairs, jkt)
 
     def _issue(self, cls: type, key_for: Any, client_id: str, person_id: str | None,
                grant_id: str | None, scope: str, ttl: int, family: str | None,
-               auth_time: int | None, claims: dict[str, Any] | None, pairs: Pairs | None) -> Any:
+               auth_time: int | None, claims: dict[str, Any] | None, pairs: Pairs | None,
+               jkt: str | None) -> Any:
         token = new_token()
         now = self.now()
         record = cls(token_hash(token), client_id, person_id, grant_id, scope, now, now + ttl,
-                     "Bearer", family, auth_time, claims or {},
-                     dict(pairs) if pairs is not None else None)
+                     "DPoP" if jkt else "Bearer", family, auth_time, claims or {},
+                     dict(pairs) if pairs is not None else None, jkt)
         self._write(key_for(record.token_hash), record)
         return token, record
 
@@ -127,6 +134,7 @@ class TokenRepository(Repository):
             "auth_time": record.auth_time or "",
             "claims": json.dumps(record.claims, separators=(",", ":")),
             "pairs": pairs_json(record.pairs),
+            "jkt": record.jkt or "",
         }
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl)
@@ -198,6 +206,7 @@ class TokenRepository(Repository):
             "auth_time": int(data["auth_time"]) if data.get("auth_time") else None,
             "claims": json.loads(data.get("claims") or "{}"),
             "pairs": pairs_from_json(data.get("pairs")),
+            "jkt": data.get("jkt") or None,
         }
         if cls is RefreshTokenRecord:
             values["rotated_at"] = int(data["rotated_at"]) if data.get("rotated_at") else None
