@@ -38,8 +38,9 @@ def grant(grant_id: str):
 def grant_document(svc: Services, grant: Grant) -> dict:
     """The grant as its client may see it: scopes, per institution what it may read (as
     RFC 9396 ``authorization_details``), and each institution's provider and status."""
-    records = [r for r in svc.store.registrations.list(grant.person_id) if r.id in grant.pairs]
-    names = unique_names(svc.store.registrations.list(grant.person_id))
+    everyone = svc.store.registrations.list(grant.person_id)  # names are unique over all of them
+    names = unique_names(everyone)
+    records = [r for r in everyone if r.id in grant.pairs]
     return {
         "grant_id": grant.id,
         "client_id": grant.client_id,
