@@ -18,10 +18,10 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
@@ -39,6 +39,8 @@ from aggregator.upstream.contract import (
 if TYPE_CHECKING:
     from aggregator.services import Services
 
+
+T = TypeVar("T")
 log = logging.getLogger("aggregator.introspection")
 
 #: refreshes running at once per process (across all requests)
@@ -204,18 +206,16 @@ class FreshTokens:
         try:
             self.jobs.request(person.id, record.id, scopes, self.freshness, JOB_TTL_MS)
             registrations = self.svc.store.registrations
-            pause = 0.005
+
+            def result() -> Outcome | None:
+                cached = registrations.cached_token(person.id, record.id, scopes)
+                if self._usable(cached, seen):
+                    return _ok(cached)  # type: ignore[arg-type]
+                failed = self.jobs.failure_since(person.id, record.id, scopes, since)
+                return _failed(failed.status, failed.error) if failed is not None else None
+
             try:
-                while time.monotonic() + pause < deadline:
-                    time.sleep(pause)
-                    pause = min(pause * 1.5, 0.05)
-                    cached = registrations.cached_token(person.id, record.id, scopes)
-                    if self._usable(cached, seen):
-                        return _ok(cached)  # type: ignore[arg-type]
-                    failed = self.jobs.failure_since(person.id, record.id, scopes, since)
-                    if failed is not None:
-                        return _failed(failed.status, failed.error)
-                return self._still_working(record)
+                return _poll(result, deadline, cap=0.05) or self._still_working(record)
             finally:
                 metrics.waited("refresher", time.monotonic() - started)
         except redis.RedisError as exc:
@@ -273,13 +273,7 @@ class FreshTokens:
 
     def _await_release(self, lease: Lease, holder: str, deadline: float) -> bool:
         """Poll until ``holder`` lets go of the lease; False at the deadline."""
-        pause = 0.005
-        while lease.holder() == holder:
-            if time.monotonic() + pause > deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.025)
-        return True
+        return bool(_poll(lambda: lease.holder() != holder or None, deadline, cap=0.025))
 
     def _refresh_held(
         self,
@@ -351,6 +345,20 @@ class FreshTokens:
                 self.svc.metrics.store_retried("refresh_persist")
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
+
+
+def _poll(check: Callable[[], T | None], deadline: float, *, cap: float) -> T | None:
+    """``check()`` again and again, pausing 5 ms growing to ``cap``, until it answers (not None)
+    or ``deadline`` (a ``time.monotonic()`` value) would pass; None then."""
+    pause = 0.005
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if time.monotonic() + pause >= deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 1.5, cap)
 
 
 def _store_fault() -> Outcome:
