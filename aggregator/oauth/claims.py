@@ -55,12 +55,6 @@ def requested(claims: dict[str, dict[str, Any]], target: str, name: str) -> bool
     return name in claims.get(target, {})
 
 
-def requested_value(claims: dict[str, dict[str, Any]], target: str, name: str) -> Any | None:
-    """The specific ``value`` a claim was requested with, if any (§5.5.1)."""
-    request = claims.get(target, {}).get(name)
-    return request.get("value") if isinstance(request, dict) else None
-
-
 def asked_claims(claims: dict[str, dict[str, Any]]) -> frozenset[str]:
     """The personal claims a claims request asks for, wherever (ID token or userinfo)."""
     return frozenset(name for members in claims.values() for name in members
