@@ -76,11 +76,17 @@ def test_fifty_introspections_over_two_hosts_refresh_upstream_once(server, sandb
     with gunicorn_host(server, bank_env(sandbox_bank)) as other_host:
         apps = itertools.cycle([grapher, dataclasses.replace(grapher, server=other_host)])
         pick = threading.Lock()
+        # warm every worker of both hosts (each makes its cluster client on first use), so the
+        # burst below meets no worker still starting while the one refresh is under way
+        def next_app():
+            with pick:
+                return next(apps)
+
+        at_once(32, lambda: next_app().post("/introspect", {"token": "warm-up"}, timeout=30))
         before = refresh_count(sandbox_bank)
 
         def introspect() -> tuple[int, str, str]:
-            with pick:
-                app = next(apps)
+            app = next_app()
             answer = app.post("/introspect", {"token": tokens["access_token"]}, timeout=30)
             statuses = {e["status"] for e in answer.json().get("institutions", {}).values()}
             return app.server.url, answer.status_code, ",".join(sorted(statuses))
