@@ -69,9 +69,10 @@ def test_fifty_introspections_over_two_hosts_refresh_upstream_once(server, sandb
     connect(nat, sandbox_bank, "astoria")
     grapher = make_app(server)
     tokens = grapher_token(server, nat, grapher)
-    # the bank takes long enough for all fifty to be in flight before it answers: tokens shorter
-    # than the freshness window are fetched again for a request that arrives after one is stored
-    sandbox_bank.admin.set_faults(access_token_ttl=30, latency_ms=1200)
+    # the cached token (30 s) is inside the freshness window: expired for us. The refresh brings
+    # a long-lived one, so a request arriving after it is stored finds it fresh (with tokens
+    # shorter than the window, such a late request would rightly fetch one of its own)
+    sandbox_bank.admin.set_faults(access_token_ttl=3600, latency_ms=1200)
 
     with gunicorn_host(server, bank_env(sandbox_bank)) as other_host:
         apps = itertools.cycle([grapher, dataclasses.replace(grapher, server=other_host)])
