@@ -11,6 +11,10 @@ storage, encryption, locking and caching; a plugin only speaks to its upstream:
 5. ``status()``                  is the registration still usable?
 6. ``unlink()``                  revoke or delete the upstream grant
 
+Plugins whose upstream can initiate payments also subclass :class:`PaymentsCapability`
+(``check_payment``, ``begin_payment``, ``complete_payment``, ``payment_status``); the others are
+simply not offered when an app asks to be paid.
+
 Everything a plugin returns is plain data (the dataclasses below). Secrets go in ``secrets``
 dictionaries, which the core encrypts at rest (AES-256-GCM) and never logs. Failures are
 raised as the typed errors below, never as bare exceptions: the core maps each to a clear
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     from aggregator.upstream.http import UpstreamHTTP
 
 Status = Literal["ok", "reauth_required", "expired", "error"]
+#: a payment's state as apps see it (upstream states are mapped onto these)
+PaymentStatus = Literal["pending", "completed", "rejected", "failed"]
 
 #: The data scopes an app can be granted; a plugin maps them to its upstream's scopes.
 DATA_SCOPES: frozenset[str] = frozenset({"accounts:read", "balances:read", "transactions:read"})
@@ -148,6 +154,40 @@ class StatusReport:
     consent_expires_at: int | None = None
 
 
+@dataclass(frozen=True)
+class PaymentRequest:
+    """What an app asked to be paid (validated by the core: positive amount, at most two
+    decimals, a UK sort code of 6 digits and an account number of 8)."""
+
+    #: a decimal string with at most two decimals, e.g. ``"1.50"``
+    amount: str
+    #: ISO 4217, e.g. ``"GBP"``
+    currency: str
+    creditor_name: str
+    sort_code: str
+    account_number: str
+    #: the reference the payee sees (``remittanceInformationUnstructured``)
+    reference: str
+    #: the reference on the payer's statement, when the app gave one
+    debtor_reference: str | None = None
+
+    @property
+    def minor_units(self) -> int:
+        """The amount in pence (cents): ``"1.50"`` -> 150."""
+        whole, _, fraction = self.amount.partition(".")
+        return int(whole) * 100 + int((fraction + "00")[:2])
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """A payment at the upstream: its id there and its state."""
+
+    payment_id: str
+    status: PaymentStatus
+    #: plain words for the person and the app when rejected or failed (no secrets)
+    error: str | None = None
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -187,6 +227,15 @@ class ConsentExpired(UpstreamError):
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream is down, slow or answered 5xx: worth retrying later."""
+
+
+class InvalidPaymentRequest(UpstreamError):
+    """The payment breaks the upstream's rules (a reference too long, a currency it cannot pay
+    in): raised before anything leaves the process."""
+
+
+class PaymentDenied(UpstreamError):
+    """The person or the bank refused to authorize the payment."""
 
 
 # --------------------------------------------------------------------------- context
@@ -340,3 +389,40 @@ class UpstreamPlugin(ABC):
     def blueprint(self) -> Blueprint | None:
         """Extra HTTP routes (webhooks, ...) mounted under ``/plugins/<name>/``; optional."""
         return None
+
+
+class PaymentsCapability(ABC):
+    """Mix into an :class:`UpstreamPlugin` whose upstream can initiate payments.
+
+    The core asks the person which of their registrations pays, then calls, in order:
+    ``check_payment`` (before showing anything upstream), ``begin_payment`` (send the browser
+    to the upstream's payment authorization; the redirect URI is ``context.callback_url``, the
+    same as for links, and ``state`` must come back unchanged), ``complete_payment`` with the
+    callback's parameters and what ``begin_payment`` asked to remember, and later
+    ``payment_status`` whenever the app asks.
+    """
+
+    def check_payment(self, payment: PaymentRequest) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`InvalidPaymentRequest` when the upstream cannot make this payment."""
+
+    @abstractmethod
+    def begin_payment(
+        self, registration: Registration, payment: PaymentRequest, *, state: str
+    ) -> LinkStart:
+        """Start the payment's authorization at the upstream for ``registration``."""
+
+    @abstractmethod
+    def complete_payment(
+        self, registration: Registration, params: Mapping[str, str], remember: Mapping[str, Any]
+    ) -> PaymentResult:
+        """Finish it from the callback: the upstream's payment id and its state. Raise
+        :class:`PaymentDenied`, :class:`LinkInvalid` or :class:`UpstreamUnavailable`."""
+
+    @abstractmethod
+    def payment_status(self, registration: Registration, payment_id: str) -> PaymentResult:
+        """The payment's current state at the upstream."""
+
+
+def supports_payments(plugin: UpstreamPlugin) -> bool:
+    """True when ``plugin`` can initiate payments."""
+    return isinstance(plugin, PaymentsCapability)
