@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test fuzz lint bench soak demo browser clean
+.PHONY: install run test fuzz lint bench bench-tools soak demo browser clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,9 +41,19 @@ lint: install
 demo: install
 	$(BIN)/python -m examples.demo
 
-## bench: benchmarks (not part of the tests): introspection (with the fsync cost), then the soak run
-bench: install
+## bench: benchmarks (not part of the tests): introspection against the peer (panva's
+## oidc-provider, npm-installed under bench/peer/), the fsync and cluster costs, then the soak run
+bench: install bench-tools
 	$(BIN)/python -m bench
+
+## bench-tools: wrk (the load generator of the peer comparison) and Node.js with npm for the peer
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian wrk for the benchmark"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian nodejs and npm for the benchmark's peer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
 ## soak: the soak run alone (make run under load, Redis and AS workers killed); SOAK_SECONDS of load
 SOAK_SECONDS ?= 150

@@ -80,10 +80,10 @@ class Server:
     process: subprocess.Popen
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the server's worker processes (Linux)."""
+        """CPU time (user + system) used so far by the server and its worker processes (Linux)."""
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
-        for child in children(self.process.pid):
+        for child in [self.process.pid, *children(self.process.pid)]:
             try:
                 fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:

@@ -1,7 +1,11 @@
 """Introspection under gunicorn, as in production, in one run:
 
-(a) throughput and p50/p99 latency for a person with 4 registrations whose tokens are fresh,
-    as a fraction of a minimal Flask endpoint doing one Redis GET (same gunicorn settings);
+(a) throughput, p50/p99 latency and server CPU per request, loaded by ``wrk`` (one thread, 16
+    connections), alternated A B A B in one run: panva's node oidc-provider introspecting a
+    client_credentials token (the peer, ``bench/peer.py``); this product introspecting a
+    client_credentials token (plain) and a person's token with 4 registrations whose tokens are
+    fresh; and for reference a minimal Flask endpoint doing one Redis GET (the floor, same
+    gunicorn settings). Targets: plain / peer >= 1.0, 4 institutions / peer >= 0.75;
 (b) latency with 20 registrations all needing a refresh from a 100 ms upstream, against an
     introspection needing a single refresh;
 (c) upstream refreshes caused by 50 simultaneous introspections of one expired registration;
@@ -12,11 +16,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,13 +34,17 @@ from aggregator.oauth.clients import register_client
 from aggregator.services import Services
 from aggregator.testing.servers import reserve_port
 from aggregator.upstream.contract import Institution, LinkedInstitution, UpstreamToken
-from bench import report, upstream
+from bench import report, upstream, wrk
 from bench.cluster import Cluster, Server
-from bench.load import Request, Stats, burst, hammer, repeat
+from bench.load import Request, Stats, burst, hammer, repeat, send
+from bench.peer import Peer
+from bench.wrk import WrkStats
 from config import load_settings
 
 DATA = "accounts:read balances:read transactions:read"
 LATENCY_MS = 100
+CONNECTIONS = 16  # wrk's keep-alive connections in (a), as in the issue's measurements
+TARGET_PLAIN, TARGET_FOUR = 1.0, 0.75  # throughput ratios to the peer
 FSYNC = ("everysec", "always")  # appendfsync policies compared in (d), in this order
 
 
@@ -79,7 +89,7 @@ def _seed(svc: Services, bank_url: str, app_auth: str, client_id: str, username:
 class Measured:
     """A load run and the server CPU it cost."""
 
-    stats: Stats
+    stats: Stats | WrkStats
     cpu_seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,13 +97,14 @@ class Measured:
         return {**self.stats.as_dict(), "server_cpu_ms_per_request": round(per, 3) if per else None}
 
 
-def _measure(server: Server, run: Callable[[], Stats]) -> Measured:
+def _measure(server: Server, run: Callable[[], Stats | WrkStats]) -> Measured:
     before = server.cpu_seconds()
     stats = run()
     return Measured(stats, server.cpu_seconds() - before)
 
 
-def _interleaved(runs: dict[str, tuple[Server, Callable[[float], Stats]]], seconds: float,
+def _interleaved(runs: dict[str, tuple[Server, Callable[[float], Stats | WrkStats]]],
+                 seconds: float,
                  rounds: int = 3) -> dict[str, Measured]:
     """Alternate the runs in ``rounds`` slices, so drifting background load hits them alike."""
     totals: dict[str, Measured] = {}
@@ -117,6 +128,8 @@ class Deployment:
     port: int
     svc: Services
     seed: Callable[..., Seeded]
+    #: a client_credentials client's Basic credentials
+    plain_auth: str
 
 
 def _deploy(redis_url: str, bank_url: str, site: Path, data_dir: Path,
@@ -137,17 +150,37 @@ def _deploy(redis_url: str, bank_url: str, site: Path, data_dir: Path,
     issued = register_client(svc, {
         "client_name": "Grapher", "redirect_uris": ["https://grapher.example/cb"],
         "grant_types": ["authorization_code"], "scope": f"openid {DATA}"})
-    app_auth = "Basic " + base64.b64encode(
-        f"{issued.client.client_id}:{issued.client_secret}".encode()).decode()
+    machine = register_client(svc, {
+        "client_name": "Plain", "grant_types": ["client_credentials"], "scope": DATA})
     return Deployment(environ, port, svc, lambda *a, **k: _seed(
-        svc, bank_url, app_auth, issued.client.client_id, *a, **k))
+        svc, bank_url, _basic(issued.client.client_id, issued.client_secret),
+        issued.client.client_id, *a, **k),
+        _basic(machine.client.client_id, machine.client_secret))
+
+
+def _basic(client_id: str, secret: str | None) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def _plain_token(server_url: str, auth: str) -> Request:
+    """Introspection of a client_credentials token issued over HTTP by ``server_url``."""
+    headers = {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}
+    status, body = send(server_url, Request(
+        "POST", "/token", urlencode({"grant_type": "client_credentials"}).encode(), headers))
+    if status != 200:
+        raise RuntimeError(f"client_credentials failed: {status} {body[:200]!r}")
+    token = json.loads(body)["access_token"]
+    return Request("POST", "/introspect", urlencode({"token": token}).encode(), headers)
 
 
 def run(seconds: float = 6.0) -> dict[str, Any]:
     """Run the four phases; returns the figures (also printed and written by ``main``)."""
     defaults = load_settings({})
     workers, threads = defaults.workers, defaults.threads
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Cluster(Path(tmp)) as cluster:
+    if not wrk.available():
+        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian package wrk)")
+    with (tempfile.TemporaryDirectory(prefix="bench-") as tmp, Cluster(Path(tmp)) as cluster,
+          ExitStack() as stack):
         site = upstream.install(Path(tmp) / "site")
         sys.path.insert(0, str(site))
         redis = cluster.redis()
@@ -167,17 +200,23 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
         floor = cluster.gunicorn("bench.floor:app", {**os.environ, "REDIS_URL": redis.url},
                                  workers=workers, threads=threads, ready_path="/floor")
 
-        # (a) fresh tokens against the floor (and, for reference, an unknown token: client
-        # authentication and token lookup only)
+        # (a) the peer, a plain token and fresh tokens (and, for reference, the floor and an
+        # unknown token: client authentication and token lookup only), all loaded by wrk
         clients = threads
-        inactive = b'{"active":false}'
+        peer = stack.enter_context(Peer(reserve_port(), Path(tmp) / "peer.log"))
+        plain = _plain_token(server.url, main.plain_auth)
+        four_ok = '"status":"ok"'
+
+        def load(target: Server, request: Request, needle: str) -> Callable[[float], WrkStats]:
+            return lambda t: wrk.hammer(target.url, request, connections=CONNECTIONS, seconds=t,
+                                        expect_in_body=needle)
+
         a = _interleaved({
-            "floor": (floor, lambda t: hammer(floor.url, Request("GET", "/floor"), threads=clients,
-                                              seconds=t)),
-            "fresh": (server, lambda t: hammer(server.url, four.request, threads=clients, seconds=t,
-                                               check=four.check)),
-            "unknown": (server, lambda t: hammer(server.url, unknown, threads=clients, seconds=t,
-                                                 check=lambda s, b: s == 200 and b.strip() == inactive)),
+            "peer": (peer.server, load(peer.server, peer.introspection, '"active":true')),
+            "plain": (server, load(server, plain, '"active":true')),
+            "fresh": (server, load(server, four.request, four_ok)),
+            "floor": (floor, load(floor, Request("GET", "/floor"), '"value":"ok"')),
+            "unknown": (server, load(server, unknown, '{"active":false}')),
         }, seconds)
 
         # (d) the same as "fresh" on an append-only Redis, fsync once a second or at every write,
@@ -224,8 +263,12 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
 def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], single: Stats,
              many: Stats, crowd: Stats, calls: int, d: dict[str, Measured],
              e: dict[str, Measured]) -> dict[str, Any]:
-    floor, fresh = a["floor"].stats, a["fresh"].stats
-    ratio_a = fresh.throughput / floor.throughput if floor.throughput else 0.0
+    peer = a["peer"].stats.throughput
+
+    def to_peer(name: str) -> float:
+        return round(a[name].stats.throughput / peer, 3) if peer else 0.0
+
+    ratio_plain, ratio_four = to_peer("plain"), to_peer("fresh")
     everysec, always = (d[policy].stats for policy in FSYNC)
     ratio_d = always.throughput / everysec.throughput if everysec.throughput else 0.0
     ratio_b = many.percentile(50) / single.percentile(50) if single.latencies else float("inf")
@@ -235,14 +278,19 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
         "when": report.now(),
         "machine": report.machine(),
         "gunicorn": {"worker_class": "gthread", "workers": workers, "threads": threads},
-        "a_fresh_tokens": {
-            "load_threads": clients,
-            "floor_one_redis_get": a["floor"].as_dict(),
+        "a_peer": {
+            "load": f"wrk -t1 -c{CONNECTIONS}",
+            "peer_oidc_provider_plain": a["peer"].as_dict(),
+            "introspection_plain": a["plain"].as_dict(),
             "introspection_4_fresh": a["fresh"].as_dict(),
+            "floor_one_redis_get": a["floor"].as_dict(),
             "introspection_unknown_token": a["unknown"].as_dict(),
-            "throughput_ratio": round(ratio_a, 3),
-            "target": ">= 0.5",
-            "met": ratio_a >= 0.5 and fresh.errors == 0,
+            "plain_to_peer": ratio_plain,
+            "four_to_peer": ratio_four,
+            "floor_to_peer": to_peer("floor"),
+            "target": f"plain >= {TARGET_PLAIN}, 4 institutions >= {TARGET_FOUR}",
+            "met": (ratio_plain >= TARGET_PLAIN and ratio_four >= TARGET_FOUR
+                    and not any(a[name].stats.errors for name in ("plain", "fresh"))),
         },
         "b_concurrent_refresh": {
             "upstream_latency_ms": LATENCY_MS,
@@ -278,9 +326,7 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
 
 def table(figures: dict[str, Any]) -> str:
     """The figures as a plain-text table."""
-    a, b, c = figures["a_fresh_tokens"], figures["b_concurrent_refresh"], figures["c_single_flight"]
-    floor, fresh, unknown = (a["floor_one_redis_get"], a["introspection_4_fresh"],
-                             a["introspection_unknown_token"])
+    a, b, c = figures["a_peer"], figures["b_concurrent_refresh"], figures["c_single_flight"]
     one, twenty = b["one_refresh"], b["twenty_refreshes"]
     d, e = figures["d_fsync"], figures["e_cluster"]
     g = figures["gunicorn"]
@@ -290,18 +336,21 @@ def table(figures: dict[str, Any]) -> str:
         return (f"{name:<44}{m['throughput_rps']:>9}{m['p50_ms']:>9}{m['p99_ms']:>9}"
                 f"{'' if cpu is None else cpu:>12}{m['errors']:>8}")
 
-    def verdict(name: str, value: Any, part: dict[str, Any]) -> str:
-        return f"{name:<44}{value!s:>9}{part['target']:>9}{'ok' if part['met'] else 'MISSED':>10}"
+    def verdict(name: str, value: Any, goal: str, met: bool) -> str:
+        return f"{name:<44}{value!s:>9}{goal:>9}{'ok' if met else 'MISSED':>10}"
 
     return "\n".join([
         f"gunicorn gthread {g['workers']} workers x {g['threads']} threads; "
         f"{figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average']}; "
-        f"{a['load_threads']} load threads in (a)",
+        f"(a) loaded by {a['load']}, the others by {figures['e_cluster']['load_threads']} Python "
+        "threads",
         "",
         f"{'measure':<44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'errors':>8}",
-        row("(a) floor: Flask + one Redis GET", floor),
-        row("(a) introspect, 4 fresh tokens", fresh),
-        row("    (ref.) introspect, unknown token", unknown),
+        row("(a) peer: oidc-provider, plain token", a["peer_oidc_provider_plain"]),
+        row("(a) introspect, plain token", a["introspection_plain"]),
+        row("(a) introspect, 4 fresh tokens", a["introspection_4_fresh"]),
+        row("    (ref.) floor: Flask + one Redis GET", a["floor_one_redis_get"]),
+        row("    (ref.) introspect, unknown token", a["introspection_unknown_token"]),
         row(f"(b) introspect, 1 refresh at {b['upstream_latency_ms']} ms", one),
         row(f"(b) introspect, 20 refreshes at {b['upstream_latency_ms']} ms", twenty),
         f"{'(c) ' + str(c['simultaneous_introspections']) + ' at once, one expired registration':<44}"
@@ -313,9 +362,14 @@ def table(figures: dict[str, Any]) -> str:
         row("(e) 4 fresh, 3-master Redis Cluster", e["introspection_4_fresh_3_master_cluster"]),
         "",
         f"{'target':<44}{'value':>9}{'goal':>9}",
-        verdict("(a) introspect / floor, throughput", a["throughput_ratio"], a),
-        verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b),
-        verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c),
+        verdict("(a) plain / peer, throughput", a["plain_to_peer"], f">= {TARGET_PLAIN}",
+                a["plain_to_peer"] >= TARGET_PLAIN),
+        verdict("(a) 4 institutions / peer, throughput", a["four_to_peer"], f">= {TARGET_FOUR}",
+                a["four_to_peer"] >= TARGET_FOUR),
+        f"{'    (ref.) floor / peer, throughput':<44}{a['floor_to_peer']!s:>9}",
+        verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b["target"], b["met"]),
+        verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c["target"],
+                c["met"]),
         f"{'(d) always / everysec, throughput':<44}{d['throughput_ratio_always_to_everysec']!s:>9}",
         f"{'(e) cluster / one node, throughput':<44}{e['throughput_ratio_cluster_to_one_node']!s:>9}",
     ])
