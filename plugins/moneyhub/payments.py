@@ -131,19 +131,21 @@ class MoneyhubPayments:
         self.identity = identity
         self.cache = cache
 
-    def payee_id(self, payment: PaymentRequest) -> str:
-        """The payee for the payment's creditor account: remembered, else found, else created."""
+    def payee_id(self, payment: PaymentRequest, *, recheck: bool = False) -> tuple[str, bool]:
+        """The payee for the payment's creditor account: remembered (unless ``recheck``), else
+        found, else created; and whether it was remembered."""
         creditor = {"sortCode": payment.sort_code, "accountNumber": payment.account_number,
                     "name": payment.creditor_name}
         key = "payee:" + hashlib.sha256(
             json.dumps(creditor, sort_keys=True).encode()
         ).hexdigest()
-        known = self.cache.get(key)
+        known = None if recheck else self.cache.get(key)
         if isinstance(known, str) and known:
-            return known
+            return known, True
+        # two first payments to one account at once may both create it: harmless duplicates
         payee_id = self._find(creditor) or self._create(creditor)
         self.cache.set(key, payee_id)
-        return payee_id
+        return payee_id, False
 
     def _find(self, creditor: dict[str, str]) -> str | None:
         """An active payee with the same account and name (``GET /payees``, paged)."""

@@ -459,14 +459,24 @@ class MoneyhubPlugin(UpstreamPlugin, PaymentsCapability):
         bank_id = registration.metadata.get("bank_id")
         if not isinstance(bank_id, str) or not bank_id:
             raise InvalidPaymentRequest("This connection names no bank to pay from.")
-        params = {
-            "response_type": self.settings.response_type,  # both configurable types have a code
-            "scope": f"openid payment id:{bank_id}",
-            "claims": payments.claims(user_id, self.payments.payee_id(payment), payment),
-        }
-        url, nonce, verifier = self.authorization(params, state=state,
-                                                  action="start the payment")
-        return LinkStart(url, {"journey": "payment", "response_type": params["response_type"],
+        response_type = self.settings.response_type  # both configurable types have a code
+
+        def start(payee_id: str) -> tuple[str, str, str | None]:
+            params = {"response_type": response_type, "scope": f"openid payment id:{bank_id}",
+                      "claims": payments.claims(user_id, payee_id, payment)}
+            return self.authorization(params, state=state, action="start the payment")
+
+        payee_id, remembered = self.payments.payee_id(payment)
+        try:
+            url, nonce, verifier = start(payee_id)
+        except UpstreamUnavailable:
+            raise
+        except UpstreamError:
+            if not remembered:
+                raise
+            # the remembered payee may have been deactivated in Moneyhub's admin portal since
+            url, nonce, verifier = start(self.payments.payee_id(payment, recheck=True)[0])
+        return LinkStart(url, {"journey": "payment", "response_type": response_type,
                                "nonce": nonce, "code_verifier": verifier, "user_id": user_id})
 
     def complete_payment(

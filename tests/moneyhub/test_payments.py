@@ -96,6 +96,21 @@ def test_a_payee_lost_from_the_cache_is_found_again_not_created_twice(paying, mo
     assert len({p.payee_id for p in moneyhub_fake.controls.payments()}) == 1
 
 
+def test_a_remembered_payee_deactivated_at_moneyhub_is_replaced(paying, moneyhub_fake):
+    plugin, reg = paying
+    first = pay(plugin, reg)
+    old = moneyhub_fake.controls.payment(first.payment_id).payee_id
+    moneyhub_fake.controls.deactivate_payee(old)
+    second = pay(plugin, reg)
+    new = moneyhub_fake.controls.payment(second.payment_id).payee_id
+    assert new != old
+    assert [p.active for p in moneyhub_fake.controls.payees()] == [False, True]
+    assert calls(moneyhub_fake, "oidc.par") == 2 + 1  # the refused push, then the good one
+    third = pay(plugin, reg)
+    assert moneyhub_fake.controls.payment(third.payment_id).payee_id == new
+    assert calls(moneyhub_fake, "payments.create_payee") == 2
+
+
 # ------------------------------------------------------------------------ the request object
 
 
@@ -209,6 +224,7 @@ def test_a_hybrid_front_channel_id_token_is_checked_too(make_plugin, moneyhub_fa
     plugin = make_plugin(response_type="code id_token")
     who = person()
     reg = registration(who, link(plugin, who, MODELO)[0])
+    assert pay(plugin, reg).status == "pending"
     start = plugin.begin_payment(reg, ACME, state="s-4")
     params = approve(start)
     assert "id_token" in params

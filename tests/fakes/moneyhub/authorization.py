@@ -226,8 +226,9 @@ def validate_payment(fake: FakeMoneyhub, client: FakeClient, request: Any) -> di
         raise InvalidRequest("mh:payment value must hold exactly payeeId, amount, payeeRef "
                              "and payerRef")
     payee_id = value["payeeId"]
-    if not isinstance(payee_id, str) or fake.payee(payee_id, client.client_id) is None:
-        raise InvalidRequest("mh:payment payeeId is not a payee of this client")
+    payee = fake.payee(payee_id, client.client_id) if isinstance(payee_id, str) else None
+    if payee is None or not payee.active:
+        raise InvalidRequest("mh:payment payeeId is not an active payee of this client")
     amount = value["amount"]
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidRequest("mh:payment amount must be a positive integer (pence)")

@@ -416,6 +416,11 @@ class FakeMoneyhub:
             payee = self._payees.get(payee_id)
             return payee if payee is not None and payee.client_id == client_id else None
 
+    def deactivate_payee(self, payee_id: str) -> None:
+        """As an operator would in Moneyhub's admin portal: no payment may use it any more."""
+        with self._lock:
+            self._payees[payee_id].active = False
+
     def create_payment(self, request: AuthorizationRequest, bank: Bank) -> Payment:
         """The payment a person authorised at the bank; it waits for the code exchange."""
         claim = request.payment or {}
