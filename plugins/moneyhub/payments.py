@@ -20,8 +20,6 @@ from urllib.parse import quote
 
 from aggregator.upstream.contract import (
     InvalidPaymentRequest,
-    LinkInvalid,
-    PaymentDenied,
     PaymentRequest,
     PaymentResult,
     PaymentStatus,
@@ -29,7 +27,6 @@ from aggregator.upstream.contract import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from aggregator.upstream.oidc_client import TRANSIENT_ERRORS
 from plugins.moneyhub.identity import MoneyhubIdentity
 
 log = logging.getLogger("plugins.moneyhub")
@@ -98,21 +95,6 @@ def claims(user_id: str, payee_id: str, payment: PaymentRequest) -> dict[str, An
             "payerRef": payment.debtor_reference or payment.reference,
         }},
     }}
-
-
-def raise_for_error(params: Mapping[str, str]) -> None:
-    """RFC 6749 §4.1.2.1 error responses at the payment's callback, as contract errors."""
-    error = params.get("error")
-    if not error:
-        return
-    description = (params.get("error_description") or "")[:200]
-    detail = f" ({description})" if description else ""
-    if error == "access_denied":
-        raise PaymentDenied(f"The payment was refused at Moneyhub or the bank{detail}.")
-    if error in TRANSIENT_ERRORS:
-        raise UpstreamUnavailable(f"Moneyhub could not take the payment{detail}; "
-                                  "try again later.")
-    raise LinkInvalid(f"Moneyhub refused the payment request: {error[:60]}{detail}.")
 
 
 def result(payment_id: str, payment: Mapping[str, Any]) -> PaymentResult:

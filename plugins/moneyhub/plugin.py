@@ -26,6 +26,7 @@ from aggregator.upstream.contract import (
     LinkedInstitution,
     LinkInvalid,
     LinkStart,
+    PaymentDenied,
     PaymentRequest,
     PaymentResult,
     PaymentsCapability,
@@ -484,7 +485,7 @@ class MoneyhubPlugin(UpstreamPlugin, PaymentsCapability):
     ) -> PaymentResult:
         """Exchange the code (which is what completes the payment at Moneyhub), verify the
         id_token and read the payment id from its ``mh:payment``; then its status."""
-        payments.raise_for_error(params)
+        _raise_for_error(params, what="payment", denied=PaymentDenied)
         if remember.get("journey") != "payment":
             raise LinkInvalid("This callback belongs to no payment.")
         claims, _ = self._verified_claims(params, remember)
@@ -560,16 +561,18 @@ def _user_of(registration: Registration) -> str:
     return user_id
 
 
-def _raise_for_error(params: Mapping[str, str]) -> None:
-    """RFC 6749 §4.1.2.1 error responses, as contract errors."""
+def _raise_for_error(params: Mapping[str, str], *, what: str = "connection",
+                     denied: type[UpstreamError] = LinkDenied) -> None:
+    """RFC 6749 §4.1.2.1 error responses of a link (or of a payment: ``what``, ``denied``),
+    as contract errors."""
     error = params.get("error")
     if not error:
         return
     description = (params.get("error_description") or "")[:200]
     detail = f" ({description})" if description else ""
     if error == "access_denied":
-        raise LinkDenied(f"The connection was refused at Moneyhub or the bank{detail}.")
+        raise denied(f"The {what} was refused at Moneyhub or the bank{detail}.")
     if error in ERRORS_FOR_LATER:
-        raise UpstreamUnavailable(f"Moneyhub could not complete the connection{detail}; "
+        raise UpstreamUnavailable(f"Moneyhub could not complete the {what}{detail}; "
                                   "try again later.")
-    raise LinkInvalid(f"Moneyhub refused the connection: {error[:60]}{detail}.")
+    raise LinkInvalid(f"Moneyhub refused the {what}: {error[:60]}{detail}.")

@@ -279,6 +279,16 @@ def test_the_payment_id_survives_a_status_read_that_fails(paying, moneyhub_fake)
 # ------------------------------------------------------------------------ the fake's own rules
 
 
+def create_payee(partner: Partner) -> dict:
+    """``POST /payees`` as seed 001 shows it, by a partner independent of the plugin."""
+    token = partner.client_credentials("payee:create")
+    created = requests.post(f"{partner.fake.identity_url}/payees", timeout=5,
+                            json={"sortCode": "123456", "accountNumber": "12345678", "name": "A"},
+                            headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 201, created.text
+    return created.json()["data"]
+
+
 def test_the_fake_checks_payee_and_payment_scopes(moneyhub_fake):
     partner = Partner(moneyhub_fake, moneyhub_fake.basic_client)
     read_only = partner.client_credentials("payee:read")
@@ -300,12 +310,7 @@ def test_the_fake_checks_payee_and_payment_scopes(moneyhub_fake):
 ])
 def test_the_fake_refuses_a_payment_claim_moneyhub_would_refuse(moneyhub_fake, value, problem):
     partner = Partner(moneyhub_fake, moneyhub_fake.basic_client)
-    token = partner.client_credentials("payee:create")
-    created = requests.post(f"{moneyhub_fake.identity_url}/payees", timeout=5,
-                            json={"sortCode": "123456", "accountNumber": "12345678", "name": "A"},
-                            headers={"Authorization": f"Bearer {token}"})
-    assert created.status_code == 201
-    claim = {"payeeId": created.json()["data"]["id"], "amount": 150, "payeeRef": "ref",
+    claim = {"payeeId": create_payee(partner)["id"], "amount": 150, "payeeRef": "ref",
              "payerRef": "ref", **value}
     pushed = partner.push(scope=f"openid payment id:{MODELO}", claims={"id_token": {
         "mh:payment": {"essential": True, "value": claim}}})
@@ -315,10 +320,7 @@ def test_the_fake_refuses_a_payment_claim_moneyhub_would_refuse(moneyhub_fake, v
 
 def test_the_fake_pays_without_a_user_as_seed_001_shows(moneyhub_fake):
     partner = Partner(moneyhub_fake, moneyhub_fake.basic_client)
-    token = partner.client_credentials("payee:create")
-    payee = requests.post(f"{moneyhub_fake.identity_url}/payees", timeout=5,
-                          json={"sortCode": "123456", "accountNumber": "12345678", "name": "A"},
-                          headers={"Authorization": f"Bearer {token}"}).json()["data"]
+    payee = create_payee(partner)
     params = partner.journey(scope=f"openid payment id:{MODELO}", claims={"id_token": {
         "mh:con_id": {"essential": True},
         "mh:payment": {"essential": True, "value": {
