@@ -79,7 +79,7 @@ def test_a_payee_is_created_once_per_creditor_account_and_reused(paying, moneyhu
     made = {p.id: p for p in moneyhub_fake.controls.payments()}
     assert made[first.payment_id].payee_id == made[second.payment_id].payee_id == payees[0].id
     assert made[other.payment_id].payee_id == payees[1].id
-    # only the first creation looked for an existing payee; the second came from the cache
+    # each new creditor was looked up once before its creation; the repeat came from the cache
     assert calls(moneyhub_fake, "payments.list_payees") == 2
     scopes = {r.form["scope"] for r in moneyhub_fake.controls.token_requests("client_credentials")}
     assert {"payee:read", "payee:create", "payment:read"} <= scopes
