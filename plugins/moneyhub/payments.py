@@ -35,9 +35,9 @@ log = logging.getLogger("plugins.moneyhub")
 MAX_REFERENCE = 18
 #: Moneyhub initiates UK Faster Payments: pounds only, in pence
 CURRENCY = "GBP"
-AMOUNT = re.compile(r"\d+(\.\d{1,2})?")
-SORT_CODE = re.compile(r"\d{6}")
-ACCOUNT_NUMBER = re.compile(r"\d{8}")
+AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+SORT_CODE = re.compile(r"[0-9]{6}")
+ACCOUNT_NUMBER = re.compile(r"[0-9]{8}")
 #: payees listed per ``GET /payees`` page, and the most pages read before creating one
 PAGE = 100
 MAX_PAGES = 20

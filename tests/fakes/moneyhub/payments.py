@@ -12,8 +12,8 @@ from .users import bearer
 
 bp = Blueprint("payments", __name__)
 
-SORT_CODE = re.compile(r"\d{6}")
-ACCOUNT_NUMBER = re.compile(r"\d{8}")
+SORT_CODE = re.compile(r"[0-9]{6}")
+ACCOUNT_NUMBER = re.compile(r"[0-9]{8}")
 
 
 @bp.post("/payees")
