@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -28,9 +28,9 @@ TOKEN_MARGIN = 120
 class MoneyhubIdentity(OIDCClient):
     """One Moneyhub API client (``client_id``) talking to the identity service."""
 
-    #: Moneyhub takes only pushed, signed requests (seed 001), and signs its id_tokens
-    required_metadata = ("authorization_endpoint", "token_endpoint", "jwks_uri",
-                         "pushed_authorization_request_endpoint")
+    #: Moneyhub signs its id_tokens; it takes only signed requests, pushed (PAR) or registered
+    #: at its request object endpoint (seed 001): one of the two must be listed
+    required_metadata = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 
     def __init__(
         self,
@@ -48,6 +48,32 @@ class MoneyhubIdentity(OIDCClient):
     def discovery_urls(self) -> list[str]:
         """OpenID Connect Discovery §4 only: where seed 001 says Moneyhub publishes it."""
         return [f"{self.issuer}/.well-known/openid-configuration"]
+
+    def signed_authorization_url(self, params: dict[str, Any]) -> str:
+        """Sign ``params`` as a request object (RFC 9101) and hand it over by reference: pushed
+        (RFC 9126) when the issuer lists PAR, else registered at the request object endpoint
+        (seed 001 "POST /request", ``application/jws``, answered by ``urn:x-mh-request:...``)."""
+        request_object = self.request_object(params)
+        metadata = self.metadata()
+        if metadata.get("pushed_authorization_request_endpoint"):
+            return self.authorization_url({"request": request_object})
+        endpoint = metadata.get("request_object_endpoint")
+        if not isinstance(endpoint, str):
+            raise UpstreamUnavailable("Moneyhub's metadata lists neither a PAR nor a request "
+                                      "object endpoint.")
+        response = self.send("POST", endpoint, data=request_object,
+                             headers={"Content-Type": "application/jws", "Accept": "text/plain"})
+        if response.status_code not in (200, 201):
+            raise self.refusal(response)
+        request_uri = response.text.strip()
+        if not request_uri.startswith("urn:"):
+            raise UpstreamUnavailable("Moneyhub's request object endpoint sent no request_uri.")
+        authorize = metadata["authorization_endpoint"]
+        # OIDC Core §6.1: response_type and a scope with openid travel outside the request
+        # object too (seed 001's example URL carries scope)
+        query = {"client_id": self.credentials.client_id, "request_uri": request_uri,
+                 "scope": params["scope"], "response_type": params["response_type"]}
+        return f"{authorize}{'&' if '?' in authorize else '?'}{urlencode(query)}"
 
     def banks(self, kind: str) -> list[dict[str, Any]]:
         """A bank connection list (seed 001 "Bank connections"), cached."""

@@ -21,10 +21,15 @@ from aggregator.upstream.contract import (
     ConsentExpired,
     Institution,
     InvalidLinkOptions,
+    InvalidPaymentRequest,
     LinkDenied,
     LinkedInstitution,
     LinkInvalid,
     LinkStart,
+    PaymentDenied,
+    PaymentRequest,
+    PaymentResult,
+    PaymentsCapability,
     Person,
     PluginContext,
     ReauthRequired,
@@ -38,11 +43,12 @@ from aggregator.upstream.contract import (
 )
 from aggregator.upstream.id_tokens import IdTokenVerifier
 from aggregator.upstream.oidc_client import OAuthRefusal, pkce
-from plugins.moneyhub import connections
+from plugins.moneyhub import connections, payments
 from plugins.moneyhub.authorization import AuthorizationRequest, Consent, months_before
 from plugins.moneyhub.config import CONNECTION_TYPES, MoneyhubConfig, MoneyhubSettings
 from plugins.moneyhub.data_scopes import moneyhub_scopes
 from plugins.moneyhub.identity import MoneyhubIdentity
+from plugins.moneyhub.payments import MoneyhubPayments
 from plugins.moneyhub.users import DEDICATED, MoneyhubUsers
 
 if TYPE_CHECKING:
@@ -59,7 +65,7 @@ CHOOSER_NAMES: dict[str, str] = {
 ERRORS_FOR_LATER = frozenset({"temporarily_unavailable", "server_error"})
 
 
-class MoneyhubPlugin(UpstreamPlugin):
+class MoneyhubPlugin(UpstreamPlugin, PaymentsCapability):
     """Moneyhub's identity service and Data API (seeds 000-003)."""
 
     name = "moneyhub"
@@ -79,6 +85,7 @@ class MoneyhubPlugin(UpstreamPlugin):
         self.identity = MoneyhubIdentity(self.settings, context.cache, context.http, clock)
         self.users = MoneyhubUsers(self.identity, context.cache, context.notices, clock,
                                    self.settings.status_ttl)
+        self.payments = MoneyhubPayments(self.identity, context.cache)
 
     # ------------------------------------------------------------------ the chooser
 
@@ -159,29 +166,16 @@ class MoneyhubPlugin(UpstreamPlugin):
     def start(self, request: AuthorizationRequest, *, state: str) -> LinkStart:
         """Push ``request`` (checked again here) and build the authorization URL."""
         request.check(datetime.fromtimestamp(self.clock(), UTC))
-        nonce = secrets.token_urlsafe(24)
         params: dict[str, Any] = {
             "response_type": request.response_type,
-            "redirect_uri": self.context.callback_url,
             "scope": " ".join(request.scopes),
-            "state": state,
-            "nonce": nonce,
             "claims": request.claims(),
         }
         if request.journey == "connect":
             # OIDC Core §11: offline_access is only honoured with prompt=consent
             params["prompt"] = "consent"
-        verifier = None
-        if "code" in request.response_type and "S256" in self.identity.metadata().get(
-            "code_challenge_methods_supported", []
-        ):
-            verifier, challenge = pkce()
-            params.update(challenge)
-        try:
-            # seed 001: Moneyhub takes the parameters only as a signed request object, pushed
-            url = self.identity.authorization_url({"request": self.identity.request_object(params)})
-        except OAuthRefusal as failure:
-            raise UpstreamError(failure.explain("start the connection")) from None
+        url, nonce, verifier = self.authorization(params, state=state,
+                                                  action="start the connection")
         consent = request.consent.claim_value() if request.consent else None
         return LinkStart(
             url,
@@ -197,6 +191,25 @@ class MoneyhubPlugin(UpstreamPlugin):
                 "requested_expiry": (consent or {}).get("expirationDateTime"),
             },
         )
+
+    def authorization(
+        self, params: dict[str, Any], *, state: str, action: str
+    ) -> tuple[str, str, str | None]:
+        """The authorization URL for ``params`` plus our redirect URI, ``state``, a fresh nonce
+        and PKCE when offered, sent as a signed request object; also the nonce and verifier."""
+        nonce = secrets.token_urlsafe(24)
+        params = {**params, "redirect_uri": self.context.callback_url, "state": state,
+                  "nonce": nonce}
+        verifier = None
+        if "code" in params["response_type"] and "S256" in self.identity.metadata().get(
+            "code_challenge_methods_supported", []
+        ):
+            verifier, challenge = pkce()
+            params.update(challenge)
+        try:
+            return self.identity.signed_authorization_url(params), nonce, verifier
+        except OAuthRefusal as failure:
+            raise UpstreamError(failure.explain(action)) from None
 
     def _bank_scope(self, institution_id: str) -> str:
         """``id:<bank>`` for a listed bank, ``id:<type>`` for Moneyhub's own chooser."""
@@ -278,6 +291,19 @@ class MoneyhubPlugin(UpstreamPlugin):
     ) -> tuple[str, str | None]:
         """The connection id (``mh:con_id``) and refresh token of a callback that verifies."""
         _raise_for_error(params)
+        claims, refresh_token = self._verified_claims(params, remember)
+        connection_id = claims.get("mh:con_id")
+        if not isinstance(connection_id, str) or not connection_id:
+            raise LinkInvalid("Moneyhub's id_token names no connection (mh:con_id).")
+        if remember["journey"] != "connect" and connection_id != remember["connection_id"]:
+            raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
+        return connection_id, refresh_token
+
+    def _verified_claims(
+        self, params: Mapping[str, str], remember: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The verified id_token claims of a callback (after the code exchange when there is a
+        code) and the refresh token, if any."""
         response_type = remember["response_type"]
         verifier = self.identity.id_tokens()
         code = (params.get("code") or None) if "code" in response_type else None
@@ -296,12 +322,7 @@ class MoneyhubPlugin(UpstreamPlugin):
             claims, refresh_token = self._exchange(code, remember, verifier)
         else:
             claims = front or {}
-        connection_id = claims.get("mh:con_id")
-        if not isinstance(connection_id, str) or not connection_id:
-            raise LinkInvalid("Moneyhub's id_token names no connection (mh:con_id).")
-        if remember["journey"] != "connect" and connection_id != remember["connection_id"]:
-            raise LinkInvalid("Moneyhub renewed another connection than the one asked for.")
-        return connection_id, refresh_token
+        return claims, refresh_token
 
     def _exchange(
         self, code: str, remember: Mapping[str, Any], verifier: IdTokenVerifier
@@ -423,6 +444,65 @@ class MoneyhubPlugin(UpstreamPlugin):
         return UpstreamToken(body["access_token"], int(self.clock()) + expires_in, "Bearer",
                              body.get("scope") or " ".join(scopes))
 
+    # ------------------------------------------------------------------ payments
+
+    def check_payment(self, payment: PaymentRequest) -> None:
+        """GBP, a positive amount in whole pence, references of at most 18 characters."""
+        payments.check(payment)
+
+    def begin_payment(
+        self, registration: Registration, payment: PaymentRequest, *, state: str
+    ) -> LinkStart:
+        """The payee (created once per creditor account), then the ``mh:payment`` claim in a
+        signed request object for the registration's bank and Moneyhub user (seed 001)."""
+        payments.check(payment)  # before anything leaves the process
+        user_id = _user_of(registration)
+        bank_id = registration.metadata.get("bank_id")
+        if not isinstance(bank_id, str) or not bank_id:
+            raise InvalidPaymentRequest("This connection names no bank to pay from.")
+        response_type = self.settings.response_type  # both configurable types have a code
+
+        def start(payee_id: str) -> tuple[str, str, str | None]:
+            params = {"response_type": response_type, "scope": f"openid payment id:{bank_id}",
+                      "claims": payments.claims(user_id, payee_id, payment)}
+            return self.authorization(params, state=state, action="start the payment")
+
+        payee_id, remembered = self.payments.payee_id(payment)
+        try:
+            url, nonce, verifier = start(payee_id)
+        except UpstreamUnavailable:
+            raise
+        except UpstreamError:
+            if not remembered:
+                raise
+            # the remembered payee may have been deactivated in Moneyhub's admin portal since
+            url, nonce, verifier = start(self.payments.payee_id(payment, recheck=True)[0])
+        return LinkStart(url, {"journey": "payment", "response_type": response_type,
+                               "nonce": nonce, "code_verifier": verifier, "user_id": user_id})
+
+    def complete_payment(
+        self, registration: Registration, params: Mapping[str, str], remember: Mapping[str, Any]
+    ) -> PaymentResult:
+        """Exchange the code (which is what completes the payment at Moneyhub), verify the
+        id_token and read the payment id from its ``mh:payment``; then its status."""
+        _raise_for_error(params, what="payment", denied=PaymentDenied)
+        if remember.get("journey") != "payment":
+            raise LinkInvalid("This callback belongs to no payment.")
+        claims, _ = self._verified_claims(params, remember)
+        payment_id = claims.get("mh:payment")
+        if not isinstance(payment_id, str) or not payment_id:
+            raise LinkInvalid("Moneyhub's id_token names no payment (mh:payment).")
+        try:
+            return self.payments.status(payment_id)
+        except UpstreamError:
+            # the payment is made: its id must not be lost because its status is unknown yet
+            log.warning("moneyhub payment status unavailable after the payment")
+            return PaymentResult(payment_id, "pending")
+
+    def payment_status(self, registration: Registration, payment_id: str) -> PaymentResult:
+        """``GET /payments/{id}``, mapped onto pending | completed | rejected | failed."""
+        return self.payments.status(payment_id)
+
     # ------------------------------------------------------------------ lifecycle
 
     def _connection(self, user_id: str, connection_id: str) -> dict[str, Any] | None:
@@ -481,16 +561,18 @@ def _user_of(registration: Registration) -> str:
     return user_id
 
 
-def _raise_for_error(params: Mapping[str, str]) -> None:
-    """RFC 6749 §4.1.2.1 error responses, as contract errors."""
+def _raise_for_error(params: Mapping[str, str], *, what: str = "connection",
+                     denied: type[UpstreamError] = LinkDenied) -> None:
+    """RFC 6749 §4.1.2.1 error responses of a link (or of a payment: ``what``, ``denied``),
+    as contract errors."""
     error = params.get("error")
     if not error:
         return
     description = (params.get("error_description") or "")[:200]
     detail = f" ({description})" if description else ""
     if error == "access_denied":
-        raise LinkDenied(f"The connection was refused at Moneyhub or the bank{detail}.")
+        raise denied(f"The {what} was refused at Moneyhub or the bank{detail}.")
     if error in ERRORS_FOR_LATER:
-        raise UpstreamUnavailable(f"Moneyhub could not complete the connection{detail}; "
+        raise UpstreamUnavailable(f"Moneyhub could not complete the {what}{detail}; "
                                   "try again later.")
-    raise LinkInvalid(f"Moneyhub refused the connection: {error[:60]}{detail}.")
+    raise LinkInvalid(f"Moneyhub refused the {what}: {error[:60]}{detail}.")

@@ -7,7 +7,7 @@ import time
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import data_api, oidc, users
+from . import data_api, oidc, payments, users
 from .context import EXTENSION
 from .errors import OAuthError
 from .jose import Signer, generate_signing_jwks
@@ -27,6 +27,7 @@ def create_fake_moneyhub(settings: FakeMoneyhubSettings) -> Flask:
     identity = settings.identity_prefix.rstrip("/")
     app.register_blueprint(oidc.bp, url_prefix=f"{identity}/oidc")
     app.register_blueprint(users.bp, url_prefix=identity or None)
+    app.register_blueprint(payments.bp, url_prefix=identity or None)
     app.register_blueprint(data_api.bp, url_prefix=settings.data_prefix.rstrip("/"))
     state.endpoints = frozenset(name for name in app.view_functions if name != "static")
 

@@ -126,14 +126,27 @@ def validate_authorization_request(
     claims = _claims(params.get("claims"))
     id_token_claims = claims.get("id_token") or {}
     user_id = _claim_value(id_token_claims, "sub")
-    if not isinstance(user_id, str) or fake.user(user_id, client.client_id) is None:
+    paying = "payment" in scopes
+    if paying and user_id is None:
+        user_id = ""  # seed 001's payment example names no user: the fake makes one at /auth
+    elif not isinstance(user_id, str) or fake.user(user_id, client.client_id) is None:
         raise InvalidRequest("claims.id_token.sub.value must be a user created by this client")
 
     lifecycle = LIFECYCLE_SCOPES.intersection(scopes)
     journey: Journey
     connection_id: str | None = None
     bank_scope: str | None = None
-    if lifecycle:
+    payment: dict[str, Any] | None = None
+    if paying:
+        journey = "payment"
+        bank_scope = _bank_scope(client, scopes)
+        if set(scopes) != {"openid", "payment", bank_scope}:
+            raise InvalidScope("only openid and one id:<bank> may accompany payment")
+        if "code" not in response_type:
+            raise InvalidRequest("a payment completes at the code exchange: response_type "
+                                 "must include code")
+        payment = validate_payment(fake, client, id_token_claims.get("mh:payment"))
+    elif lifecycle:
         journey = "reauth" if "reauth" in lifecycle else "refresh"
         if set(scopes) != {"openid", journey}:
             raise InvalidScope(f"only openid may accompany {journey}")
@@ -194,7 +207,36 @@ def validate_authorization_request(
         code_challenge_method=method if challenge else None,
         claims=claims,
         request_object=dict(params),
+        payment=payment,
     )
+
+
+#: seed 001 "Payments Claim": the value's members, and the references' limit
+PAYMENT_MEMBERS: frozenset[str] = frozenset({"payeeId", "amount", "payeeRef", "payerRef"})
+MAX_REFERENCE = 18
+
+
+def validate_payment(fake: FakeMoneyhub, client: FakeClient, request: Any) -> dict[str, Any]:
+    """The ``mh:payment`` claim request: essential, under ``id_token``, with a payee of this
+    client, a positive whole amount in pence and two references of at most 18 characters."""
+    if not isinstance(request, dict) or request.get("essential") is not True:
+        raise InvalidRequest("claims.id_token.mh:payment must be requested as essential")
+    value = request.get("value")
+    if not isinstance(value, dict) or set(value) != PAYMENT_MEMBERS:
+        raise InvalidRequest("mh:payment value must hold exactly payeeId, amount, payeeRef "
+                             "and payerRef")
+    payee_id = value["payeeId"]
+    payee = fake.payee(payee_id, client.client_id) if isinstance(payee_id, str) else None
+    if payee is None or not payee.active:
+        raise InvalidRequest("mh:payment payeeId is not an active payee of this client")
+    amount = value["amount"]
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidRequest("mh:payment amount must be a positive integer (pence)")
+    for name in ("payeeRef", "payerRef"):
+        reference = value[name]
+        if not isinstance(reference, str) or not 0 < len(reference) <= MAX_REFERENCE:
+            raise InvalidRequest(f"mh:payment {name} must be 1 to {MAX_REFERENCE} characters")
+    return dict(value)
 
 
 def validate_consent(

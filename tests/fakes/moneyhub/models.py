@@ -9,7 +9,7 @@ from typing import Any, Literal
 from .catalog import Bank
 from .ledger import Ledger, iso
 
-Journey = Literal["connect", "reauth", "refresh"]
+Journey = Literal["connect", "reauth", "refresh", "payment"]
 
 
 @dataclass
@@ -91,6 +91,8 @@ class AuthorizationRequest:
     claims: dict[str, Any] = field(default_factory=dict)
     #: the request object's verified claims, for tests to inspect
     request_object: dict[str, Any] = field(default_factory=dict)
+    #: the ``mh:payment`` claim's value of a payment journey (seed 001 "Payments Claim")
+    payment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -109,6 +111,8 @@ class AuthorizationCode:
     expires_at: float
     auth_time: int
     used: bool = False
+    #: the payment a payment journey's code completes once exchanged (seed 001)
+    payment_id: str | None = None
     #: tokens issued from this code, revoked if the code is replayed (RFC 6749 §4.1.2)
     issued: list[str] = field(default_factory=list)
 
@@ -133,6 +137,67 @@ class RefreshToken:
     connection_id: str
     scopes: frozenset[str]
     expires_at: float
+
+
+@dataclass
+class Payee:
+    """A receiving account registered by an API client (``POST /payees``, seed 001)."""
+
+    id: str
+    client_id: str
+    sort_code: str
+    account_number: str
+    name: str
+    created_at: datetime
+    active: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "clientId": self.client_id,
+            "sortCode": self.sort_code,
+            "accountNumber": self.account_number,
+            "createdAt": iso(self.created_at),
+            "modifiedAt": iso(self.created_at),
+            "active": self.active,
+            "name": self.name,
+        }
+
+
+@dataclass
+class Payment:
+    """A payment initiated through the ``mh:payment`` claim; ``exchanged_at`` and
+    ``connection_id`` are set once the client exchanged the code (seed 001)."""
+
+    id: str
+    client_id: str
+    payee_id: str
+    amount: int
+    payee_ref: str
+    payer_ref: str
+    user_id: str
+    bank_id: str
+    created_at: datetime
+    status: str = "pending"
+    exchanged_at: datetime | None = None
+    connection_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "clientId": self.client_id,
+            "payeeId": self.payee_id,
+            "amount": self.amount,
+            "payeeRef": self.payee_ref,
+            "payerRef": self.payer_ref,
+            "userId": self.user_id,
+            "status": self.status,
+            "createdAt": iso(self.created_at),
+        }
+        if self.exchanged_at is not None:
+            body["exchangedAt"] = iso(self.exchanged_at)
+            body["connectionId"] = self.connection_id
+        return body
 
 
 @dataclass

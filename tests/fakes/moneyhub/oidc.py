@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,12 +28,13 @@ from .context import fake, identity_url, issuer, signer
 from .errors import (
     InvalidGrant,
     InvalidRequest,
+    InvalidRequestObject,
     InvalidScope,
     OAuthError,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from .jose import ASYMMETRIC_ALGS, HMAC_ALGS, ID_TOKEN_ALGS, half_hash
+from .jose import ASYMMETRIC_ALGS, HMAC_ALGS, ID_TOKEN_ALGS, b64url_decode, half_hash
 from .models import AccessToken, AuthorizationRequest
 from .settings import RESPONSE_TYPES, FakeClient
 
@@ -44,13 +48,17 @@ bp = Blueprint("oidc", __name__)
 def discovery() -> Response:
     """OIDC Discovery §3 metadata, with the values seed 001 documents."""
     base = issuer()
+    # one URL, two protocols (see ``par``); tests may hide either one
+    optional = {
+        "pushed_authorization_request_endpoint": ("par", f"{base}/request"),
+        "request_object_endpoint": ("request_object", f"{base}/request"),
+    }
     return jsonify({
         "issuer": base,
         "authorization_endpoint": f"{base}/auth",
         "token_endpoint": f"{base}/token",
         "jwks_uri": f"{base}/certs",
-        "pushed_authorization_request_endpoint": f"{base}/request",
-        "request_object_endpoint": f"{base}/request",
+        **{member: url for member, (name, url) in optional.items() if fake().advertised(name)},
         "response_types_supported": list(RESPONSE_TYPES),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": [
@@ -91,7 +99,10 @@ def connections(kind: str) -> Response:
 
 @bp.post("/request")
 def par() -> tuple[Response, int]:
-    """RFC 9126 §2: a client-authenticated push of a signed request object."""
+    """RFC 9126 §2: a client-authenticated push of a signed request object; or, posted as
+    ``application/jws``, seed 001's request object endpoint."""
+    if request.mimetype == "application/jws":
+        return register_request_object()
     client = _authenticate("request")
     if "request_uri" in request.form:
         raise InvalidRequest("request_uri is not allowed at the PAR endpoint")  # RFC 9126 §2.1
@@ -105,6 +116,27 @@ def par() -> tuple[Response, int]:
     body = jsonify(request_uri=pushed.request_uri, expires_in=fake().settings.request_uri_ttl)
     body.headers["Cache-Control"] = "no-store"
     return body, 201
+
+
+def register_request_object() -> tuple[Response, int]:
+    """Seed 001 "POST /request": the body is a signed request object, its signature the only
+    authentication; the answer is the ``urn:x-mh-request:...`` to use as ``request_uri``."""
+    token = request.get_data(as_text=True).strip()
+    header_and_claims = token.split(".")
+    try:
+        unverified = json.loads(b64url_decode(header_and_claims[1]))
+        client_id = unverified["client_id"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise InvalidRequestObject("the body must be a signed request object") from None
+    client = fake().client(client_id if isinstance(client_id, str) else None)
+    if client is None:
+        raise InvalidRequestObject("the request object names no known client_id")
+    params = verify_request_object(fake(), client, token, issuer())
+    authorization = validate_authorization_request(fake(), client, params)
+    registered = fake().push(authorization, registered=True)
+    response = Response(registered.request_uri, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
 
 
 # ---------------------------------------------------------------------------- authorization
@@ -137,7 +169,18 @@ def authorize() -> Response:
             authorization.redirect_uri, authorization.response_mode,
             _error_params(*denial, authorization.state),
         )
-    if authorization.journey == "connect":
+    payment = None
+    if authorization.journey == "payment":
+        # the person picks the paying account at the bank; the connection serves this payment
+        # only, so it is no data connection of the user
+        bank = fake().pick_bank(authorization.bank_scope or "id:test")
+        if not authorization.user_id:
+            authorization = replace(
+                authorization, user_id=fake().create_user(client.client_id).user_id
+            )
+        payment = fake().create_payment(authorization, bank)
+        connection_id = f"{bank.id}:{uuid.uuid4()}"
+    elif authorization.journey == "connect":
         bank = fake().pick_bank(authorization.bank_scope or "id:test")
         connection = fake().create_connection(
             authorization.user_id, bank,
@@ -146,12 +189,15 @@ def authorize() -> Response:
             transaction_from=authorization.transaction_from,
             cat_type=authorization.cat_type,
         )
+        connection_id = connection.id
     else:
-        connection = fake().renew_connection(authorization.connection_id or "", authorization)
+        connection_id = fake().renew_connection(authorization.connection_id or "",
+                                                authorization).id
 
     params: dict[str, str] = {}
     if "code" in authorization.response_type:
-        params["code"] = fake().issue_code(authorization, connection.id)
+        params["code"] = fake().issue_code(authorization, connection_id,
+                                           payment.id if payment else None)
     if "id_token" in authorization.response_type:
         # a hybrid id_token is a detached signature over code and state (seed 001); a plain
         # id_token response carries the connection itself
@@ -161,7 +207,7 @@ def authorize() -> Response:
             nonce=authorization.nonce,
             code=params.get("code"),
             state=authorization.state,
-            connection_id=None if "code" in params else connection.id,
+            connection_id=None if "code" in params else connection_id,
         )
     if authorization.state is not None:
         params["state"] = authorization.state
@@ -249,6 +295,7 @@ def _authorization_code(client: FakeClient) -> dict[str, Any]:
         access_token=access.token,
         connection_id=code.connection_id,
         auth_time=code.auth_time,
+        payment_id=code.payment_id,
     )
     return body
 
@@ -345,6 +392,7 @@ def id_token(
     access_token: str | None = None,
     connection_id: str | None = None,
     auth_time: int | None = None,
+    payment_id: str | None = None,
 ) -> str:
     """Sign an id_token (OIDC Core §2), broken as tests asked with ``corrupt_id_tokens``."""
     faults = fake().id_token_faults(channel)
@@ -369,4 +417,7 @@ def id_token(
         claims["at_hash"] = half_hash(access_token + ("x" if "at_hash" in faults else ""), alg)
     if connection_id is not None:
         claims["mh:con_id"] = connection_id + ("-other" if "con_id" in faults else "")
+    if payment_id is not None:
+        # seed 001: after the code exchange, the id_token names the payment
+        claims["mh:payment"] = payment_id
     return signer().sign(claims, alg, tamper="signature" in faults)

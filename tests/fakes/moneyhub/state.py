@@ -25,6 +25,8 @@ from .models import (
     AuthorizationRequest,
     Connection,
     Fault,
+    Payee,
+    Payment,
     PushedRequest,
     RecordedRequest,
     RefreshToken,
@@ -76,6 +78,9 @@ class FakeMoneyhub:
             self._chosen_bank: str | None = None
             self._rotate_refresh_tokens = self.settings.rotate_refresh_tokens
             self._counter = 0
+            self._payees: dict[str, Payee] = {}
+            self._payments: dict[str, Payment] = {}
+            self._advertised = {"par": True, "request_object": True}
 
     # ------------------------------------------------------------------ helpers
 
@@ -256,10 +261,12 @@ class FakeMoneyhub:
 
     # ------------------------------------------------------------------ PAR and codes
 
-    def push(self, request: AuthorizationRequest) -> PushedRequest:
-        """Store a pushed authorization request (RFC 9126 §2.2)."""
+    def push(self, request: AuthorizationRequest, *, registered: bool = False) -> PushedRequest:
+        """Store a pushed authorization request (RFC 9126 §2.2), or with ``registered`` a request
+        object posted to the request object endpoint (``urn:x-mh-request:<uuid>``, seed 001)."""
         with self._lock:
-            uri = f"urn:ietf:params:oauth:request_uri:{secrets.token_urlsafe(24)}"
+            uri = (f"urn:x-mh-request:{uuid.uuid4()}" if registered
+                   else f"urn:ietf:params:oauth:request_uri:{secrets.token_urlsafe(24)}")
             pushed = PushedRequest(uri, request, self.now() + self.settings.request_uri_ttl)
             self._pushed[uri] = pushed
             return pushed
@@ -277,11 +284,13 @@ class FakeMoneyhub:
             pushed.used = True
             return pushed.request
 
-    def issue_code(self, request: AuthorizationRequest, connection_id: str) -> str:
+    def issue_code(self, request: AuthorizationRequest, connection_id: str,
+                   payment_id: str | None = None) -> str:
         with self._lock:
             code = secrets.token_urlsafe(32)
             self._codes[code] = AuthorizationCode(
-                code, request, connection_id, self.now() + self.settings.code_ttl, int(self.now())
+                code, request, connection_id, self.now() + self.settings.code_ttl, int(self.now()),
+                payment_id=payment_id,
             )
             return code
 
@@ -298,9 +307,13 @@ class FakeMoneyhub:
                 raise InvalidGrant("authorization code was already used")
             if record.expires_at <= self.now():
                 raise InvalidGrant("authorization code has expired")
-            if record.connection_id not in self._connections:
+            if record.payment_id is None and record.connection_id not in self._connections:
                 raise InvalidGrant("the connection no longer exists")
             record.used = True
+            if record.payment_id is not None:
+                # seed 001: exchanging the code is what completes the payment's authorisation
+                payment = self._payments[record.payment_id]
+                payment.exchanged_at, payment.connection_id = self.utcnow(), record.connection_id
             return record
 
     # ------------------------------------------------------------------ tokens
@@ -383,6 +396,77 @@ class FakeMoneyhub:
                 return False
             self._jtis[(client_id, jti)] = expires_at
             return True
+
+    # ------------------------------------------------------------------ payees and payments
+
+    def create_payee(self, client_id: str, sort_code: str, account_number: str, name: str) -> Payee:
+        """A receiving account for ``client_id`` (``POST /payees``)."""
+        with self._lock:
+            payee = Payee(str(uuid.UUID(self._next_hex(32), version=4)), client_id, sort_code,
+                          account_number, name, self.utcnow())
+            self._payees[payee.id] = payee
+            return payee
+
+    def payees(self, client_id: str | None = None) -> list[Payee]:
+        with self._lock:
+            return [p for p in self._payees.values() if client_id in (None, p.client_id)]
+
+    def payee(self, payee_id: str, client_id: str) -> Payee | None:
+        with self._lock:
+            payee = self._payees.get(payee_id)
+            return payee if payee is not None and payee.client_id == client_id else None
+
+    def deactivate_payee(self, payee_id: str) -> None:
+        """As an operator would in Moneyhub's admin portal: no payment may use it any more."""
+        with self._lock:
+            self._payees[payee_id].active = False
+
+    def create_payment(self, request: AuthorizationRequest, bank: Bank) -> Payment:
+        """The payment a person authorised at the bank; it waits for the code exchange."""
+        claim = request.payment or {}
+        with self._lock:
+            payment = Payment(
+                id=str(uuid.UUID(self._next_hex(32), version=4)),
+                client_id=request.client_id,
+                payee_id=claim["payeeId"],
+                amount=claim["amount"],
+                payee_ref=claim["payeeRef"],
+                payer_ref=claim["payerRef"],
+                user_id=request.user_id,
+                bank_id=bank.id,
+                created_at=self.utcnow(),
+            )
+            self._payments[payment.id] = payment
+            return payment
+
+    def payments(self, client_id: str | None = None) -> list[Payment]:
+        with self._lock:
+            return [p for p in self._payments.values() if client_id in (None, p.client_id)]
+
+    def payment(self, payment_id: str, client_id: str | None = None) -> Payment | None:
+        with self._lock:
+            payment = self._payments.get(payment_id)
+            if payment is None or client_id not in (None, payment.client_id):
+                return None
+            return payment
+
+    def settle_payment(self, payment_id: str, status: str = "completed") -> Payment:
+        """Move a payment on, as the bank would: ``completed``, ``rejected`` or any other
+        status word a test needs the client to cope with."""
+        with self._lock:
+            payment = self._payments[payment_id]
+            payment.status = status
+            return payment
+
+    def advertise(self, *, par: bool = True, request_object: bool = True) -> None:
+        """Which ways of passing a request object discovery lists (PAR, seed 001's
+        request object endpoint); ``reset`` lists both again."""
+        with self._lock:
+            self._advertised = {"par": par, "request_object": request_object}
+
+    def advertised(self, name: str) -> bool:
+        with self._lock:
+            return self._advertised[name]
 
     # ------------------------------------------------------------------ controls: failures
 
