@@ -74,6 +74,8 @@ def main() -> int:
     grapher_url = f"http://127.0.0.1:{grapher_port}"
     env.setdefault("GRAPHER_AS_URL", as_url)
     env.setdefault("GRAPHER_INITIAL_ACCESS_TOKEN", env["AGGREGATOR_INITIAL_ACCESS_TOKEN"])
+    if env.get("AGGREGATOR_PROFILE", "").lower() == "fapi2":
+        env.setdefault("GRAPHER_FAPI2", "true")  # DPoP-bound tokens, as the AS's profile asks
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     children: list[tuple[str, subprocess.Popen]] = []
