@@ -11,10 +11,12 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
+from flask import Flask
 
 from examples.grapher import GrapherSettings, create_grapher_app
 from examples.grapher.client import ASError, Provider
 from examples.grapher.dpop import DPoPAuth, DPoPKey
+from examples.grapher.visits import Connection
 from tests.fixtures.aggregator import PersonAgent
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -54,7 +56,8 @@ def connected(server, fapi2: bool = True):
     return app, browser
 
 
-def connection_of(app):
+def connection_of(app: Flask) -> Connection:
+    """The Grapher's one connection (its visits are in memory: the test reads them there)."""
     visits = app.extensions["grapher"].visits._visits.values()
     return next(v.connection for v in visits if v.connection is not None)
 

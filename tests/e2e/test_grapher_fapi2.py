@@ -27,7 +27,8 @@ from playwright.sync_api import expect
 from aggregator.testing.servers import reserve_port, serve_wsgi
 from examples.grapher import GrapherSettings, create_grapher_app
 from tests.e2e.conftest import ARTIFACTS, INITIAL_ACCESS_TOKEN, Screenshots, Stack, running_stack
-from tests.e2e.test_story import PASSWORD, connect_institution, sign_up
+from tests.e2e.test_grapher_dpop import connection_of
+from tests.e2e.test_story import connect_institution, press_the_as_button, sign_up
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +72,7 @@ def test_nat_connects_the_fapi2_grapher_with_dpop_and_private_key_jwt(page, fapi
     connect_institution(page, as_url, "Monami Card")
 
     page.goto(grapher_url)
-    page.get_by_role("button", name="Connect my Authorization Server").click()
-    page.wait_for_url(re.compile(re.escape(as_url)))
-    if page.locator('input[name="password"]').count():
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    press_the_as_button(page, as_url, username)
     expect(page.locator('input[name="registration"]')).to_have_count(2)
     page.locator('button[name="decision"][value="allow"]').click()
 
@@ -90,8 +86,7 @@ def test_nat_connects_the_fapi2_grapher_with_dpop_and_private_key_jwt(page, fapi
     assert grapher_errors == []
 
     # The AS's records: the client it registered, and the token it issued.
-    connection = next(visit.connection for visit in grapher_app.extensions["grapher"].visits._visits.values()
-                      if visit.connection is not None)
+    connection = connection_of(grapher_app)
     client = connection.client
     record = next(c for c in registered_clients(fapi2_stack) if c["client_id"] == client.client_id)
     assert record["token_endpoint_auth_method"] == "private_key_jwt"
