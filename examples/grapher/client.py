@@ -195,7 +195,7 @@ class ASClient:
         return DPoPAuth(self.dpop, client_auth=client_auth) if self.dpop else client_auth
 
     def _bound(self, token: dict[str, Any]) -> dict[str, Any]:
-        """FAPI 2.0 §5.3.2.2: sender-constrained tokens; a bearer answer is refused (RFC 9449 §5)."""
+        """FAPI 2.0 Security Profile §5.3.2.1: sender-constrained tokens; a bearer answer is refused."""
         if self.dpop and str(token.get("token_type", "")).lower() != "dpop":
             raise ASError("Your Authorization Server issued a bearer token where FAPI 2.0 requires "
                           "a DPoP-bound one.")

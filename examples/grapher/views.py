@@ -131,7 +131,7 @@ def callback():
                       "this browser, or it came too late. Start again from the Grapher's home page.", 400)
     client = pending.client
     # RFC 9207 §2.4: the iss parameter, when sent or promised, must name the AS we asked (mix-up);
-    # FAPI 2.0 Security Profile §5.3.3.2: always required.
+    # FAPI 2.0 Security Profile §5.3.2.2: always required.
     iss = request.args.get("iss")
     if (iss is not None or client.fapi2
             or client.provider.metadata.get("authorization_response_iss_parameter_supported")) \
