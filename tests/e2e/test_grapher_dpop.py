@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 from flask import Flask
+from joserfc.jwk import OKPKey
 
-from examples.grapher import GrapherSettings, create_grapher_app
+from examples.grapher import GrapherSettings, SettingsError, create_grapher_app
 from examples.grapher.client import ASError, Provider
 from examples.grapher.dpop import DPoPAuth, DPoPKey
 from examples.grapher.visits import Connection
@@ -142,3 +143,18 @@ def test_fapi2_mode_turns_on_at_an_as_that_requires_par(make_as):
         return Provider(provider.issuer, metadata)
 
     assert clients.fapi2_at(requiring_par(True)) and not clients.fapi2_at(requiring_par(False))
+
+
+def test_fapi2_mode_is_a_setting_and_needs_a_fapi2_client_key(make_as):
+    assert GrapherSettings.from_env({"GRAPHER_FAPI2": "true"}).fapi2 is True
+    assert GrapherSettings.from_env({}).fapi2 is False
+    with pytest.raises(SettingsError, match="GRAPHER_FAPI2"):
+        GrapherSettings.from_env({"GRAPHER_FAPI2": "maybe"})
+
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL)
+    eddsa = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
+    clients = create_grapher_app(GrapherSettings(
+        port=8002, as_url=server.url, client_id="configured", fapi2=True,
+        private_jwks={"keys": [eddsa.as_dict(private=True)]})).extensions["grapher"].clients
+    with pytest.raises(ASError, match="FAPI 2.0 needs a PS256 or ES256 client key, not EdDSA"):
+        clients.client_for(clients.discover(server.url))
