@@ -43,7 +43,9 @@ def _wait(children: list[tuple[str, subprocess.Popen]], urls: list[str], timeout
     return not pending
 
 
-def _instructions(as_url: str, bank_url: str, grapher_url: str) -> str:
+def _instructions(as_url: str, bank_url: str, grapher_url: str, fapi2: bool) -> str:
+    mode = ("\n  The Grapher is in FAPI 2.0 mode (GRAPHER_FAPI2): private_key_jwt, PAR, and a DPoP-bound\n"
+            "  token; its page says \"FAPI 2.0 · DPoP-bound token\".\n") if fapi2 else ""
     return f"""
   Authorization server  {as_url}
   Sandbox bank          {bank_url}
@@ -57,7 +59,7 @@ def _instructions(as_url: str, bank_url: str, grapher_url: str) -> str:
   5. The Grapher draws your balances and monthly spending.
   6. Revoke the Grapher's access on {as_url}/ ("Revoke access"), reload the Grapher:
      it says access has ended.
-
+{mode}
   Press Ctrl-C to stop everything.
 """
 
@@ -74,6 +76,8 @@ def main() -> int:
     grapher_url = f"http://127.0.0.1:{grapher_port}"
     env.setdefault("GRAPHER_AS_URL", as_url)
     env.setdefault("GRAPHER_INITIAL_ACCESS_TOKEN", env["AGGREGATOR_INITIAL_ACCESS_TOKEN"])
+    if env.get("AGGREGATOR_PROFILE", "").lower() == "fapi2":
+        env.setdefault("GRAPHER_FAPI2", "true")  # DPoP-bound tokens, as the AS's profile asks
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     children: list[tuple[str, subprocess.Popen]] = []
@@ -87,7 +91,8 @@ def main() -> int:
         if not _wait(children, [f"http://127.0.0.1:{as_port}/readyz", f"{grapher_url}/healthz"], 90):
             print("the demo did not start; see the messages above", file=sys.stderr)
             return 1
-        print(_instructions(as_url, f"http://127.0.0.1:{bank_port}", grapher_url), flush=True)
+        fapi2 = env.get("GRAPHER_FAPI2", "").lower() in ("true", "1", "yes")
+        print(_instructions(as_url, f"http://127.0.0.1:{bank_port}", grapher_url, fapi2), flush=True)
         while True:
             for name, child in children:
                 if child.poll() is not None:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 #: RFC 7662 §2.2: the whole answer for a token that is not active, or not the caller's to see
 INACTIVE: dict[str, Any] = {"active": False}
 
+#: why an entry with a DPoP-bound upstream token carries no token (docs/introspection.md)
+UPSTREAM_DPOP = ("The institution bound its token to a DPoP key that only this authorization server "
+                 "holds (RFC 9449), so an app could not use it; it is not handed out.")
+
 #: how long a worker reuses an all-ok ``institutions`` member it has just built
 RECENT_SECONDS = 1.0
 RECENT_ENTRIES = 4096
@@ -105,13 +109,21 @@ def _build(svc: Services, person_id: str, pairs: Mapping[str, frozenset[str]]) -
                                                     if r.id not in withheld])
     outcomes.update(withheld)
     for record in sorted(covered, key=order):
-        outcome = outcomes[record.id]
+        outcome = presentable(outcomes[record.id])
         result.entries[names[record.id]] = entry(record, outcome)
         result.details.append({"type": ACCOUNT_INFORMATION, "actions": sorted(pairs[record.id]),
                                "registration_id": record.id, "name": names[record.id]})
         if outcome.token is not None:
             result.released.append((record.id, names[record.id]))
     return result
+
+
+def presentable(outcome: Outcome) -> Outcome:
+    """The outcome as an app can use it: a DPoP-bound upstream token needs proofs of the AS's own
+    key (RFC 9449 §7.1), so instead of a token the app could not present, its entry says ``error``."""
+    if outcome.token is not None and outcome.token.token_type.lower() == "dpop":
+        return Outcome("error", None, UPSTREAM_DPOP)
+    return outcome
 
 
 def entry(record: RegistrationRecord, outcome: Outcome) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Written the way any third-party developer would: Authlib's requests client for the protocol
 (``OAuth2Session`` + ``PrivateKeyJWT``), joserfc for keys and the ID token, plain ``requests``
-for discovery and registration. Nothing here knows how the AS is built.
+for discovery and registration. Nothing here knows how the AS is built. In FAPI 2.0 mode the
+tokens are DPoP-bound (RFC 9449) through the auth hook in :mod:`examples.grapher.dpop`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from examples.grapher.dpop import DPoPAuth, DPoPKey
 from examples.grapher.keys import ClientKey
 from examples.grapher.settings import GrapherSettings
 
 #: what the Grapher asks for: who you are, a refresh token, and read access to your finances
 SCOPE = "openid offline_access accounts:read balances:read transactions:read"
 CLIENT_NAME = "Grapher"
+#: FAPI 2.0 Security Profile §5.4.1: the signing algorithms allowed (EdDSA aside, which the AS lacks)
+FAPI2_ALGS = ("PS256", "ES256")
 
 
 class ASError(Exception):
@@ -110,8 +114,12 @@ def normalize_as_url(url: str) -> str:
 
 
 def register(provider: Provider, settings: GrapherSettings, key: ClientKey,
-             http: requests.Session) -> str:
-    """Dynamic client registration (RFC 7591 §3.1): our redirect URI and public key; the client_id."""
+             http: requests.Session, fapi2: bool = False) -> str:
+    """Dynamic client registration (RFC 7591 §3.1): our redirect URI and public key; the client_id.
+
+    In FAPI 2.0 mode the client also asks to be held to it: PAR only (RFC 9126 §6), DPoP-bound
+    tokens only (RFC 9449 §5.2), and an ID token signed with a FAPI 2.0 algorithm.
+    """
     if not settings.initial_access_token:
         raise ASError("The Grapher is not registered at this Authorization Server. Its operator sets "
                       "GRAPHER_INITIAL_ACCESS_TOKEN (to register) or GRAPHER_CLIENT_ID.")
@@ -129,6 +137,11 @@ def register(provider: Provider, settings: GrapherSettings, key: ClientKey,
         "token_endpoint_auth_signing_alg": key.alg,
         "jwks": key.public_jwks(),
     }
+    if fapi2:
+        id_token_algs = provider.metadata.get("id_token_signing_alg_values_supported", [])
+        metadata.update(require_pushed_authorization_requests=True, dpop_bound_access_tokens=True,
+                        id_token_signed_response_alg=next(
+                            (alg for alg in FAPI2_ALGS if alg in id_token_algs), FAPI2_ALGS[0]))
     try:
         response = http.post(
             provider.endpoint("registration_endpoint"), json=metadata, timeout=settings.http_timeout,
@@ -143,15 +156,24 @@ def register(provider: Provider, settings: GrapherSettings, key: ClientKey,
 
 
 class ASClient:
-    """One registered client at one AS: PAR, code exchange, ID token, introspection, refresh."""
+    """One registered client at one AS: PAR, code exchange, ID token, introspection, refresh.
+
+    With a ``dpop`` key it is in FAPI 2.0 mode: PAR is required, and the pushed request, every
+    token request and userinfo carry DPoP proofs of that key, so the tokens are bound to it.
+    """
 
     def __init__(self, provider: Provider, client_id: str, key: ClientKey, settings: GrapherSettings,
-                 http: requests.Session) -> None:
+                 http: requests.Session, dpop: DPoPKey | None = None) -> None:
         self.provider = provider
         self.client_id = client_id
         self.key = key
         self.settings = settings
         self.http = http
+        self.dpop = dpop
+
+    @property
+    def fapi2(self) -> bool:
+        return self.dpop is not None
 
     def session(self) -> OAuth2Session:
         """An Authlib session that authenticates with ``private_key_jwt`` (RFC 7523 §2.2)."""
@@ -167,6 +189,18 @@ class ASClient:
             PrivateKeyJWT(self.provider.issuer, alg=self.key.alg, headers={"kid": self.key.kid}))
         return session
 
+    def _client_auth(self, session: OAuth2Session) -> Any:
+        """``private_key_jwt``, with a DPoP proof after it in FAPI 2.0 mode."""
+        client_auth = session.client_auth("private_key_jwt")
+        return DPoPAuth(self.dpop, client_auth=client_auth) if self.dpop else client_auth
+
+    def _bound(self, token: dict[str, Any]) -> dict[str, Any]:
+        """FAPI 2.0 Security Profile §5.3.2.1: sender-constrained tokens; a bearer answer is refused."""
+        if self.dpop and str(token.get("token_type", "")).lower() != "dpop":
+            raise ASError("Your Authorization Server issued a bearer token where FAPI 2.0 requires "
+                          "a DPoP-bound one.")
+        return token
+
     def authorization_url(self, state: str, nonce: str, code_verifier: str) -> str:
         """Where to send the browser: pushed (RFC 9126) when the AS offers PAR."""
         params = {
@@ -181,12 +215,16 @@ class ASClient:
         }
         authorize = self.provider.endpoint("authorization_endpoint")
         par = self.provider.metadata.get("pushed_authorization_request_endpoint")
+        if not par and self.fapi2:  # FAPI 2.0 Security Profile §5.3.2.2: PAR only
+            raise ASError("Your Authorization Server has no pushed authorization request endpoint, "
+                          "which FAPI 2.0 requires.")
         if not par:
             return f"{authorize}?{urlencode(params)}"
         with self.session() as session:
             try:
+                # In FAPI 2.0 mode the proof here binds the code to our DPoP key (RFC 9449 §10).
                 response = session.post(par, data=params, withhold_token=True,
-                                        auth=session.client_auth("private_key_jwt"))
+                                        auth=self._client_auth(session))
             except requests.RequestException:
                 raise ASError("Could not reach the pushed authorization request endpoint.") from None
         body = _json(response, "pushed authorization request endpoint")
@@ -201,20 +239,20 @@ class ASClient:
             try:
                 token = session.fetch_token(self.provider.endpoint("token_endpoint"),
                                             grant_type="authorization_code", code=code,
-                                            code_verifier=code_verifier)
+                                            code_verifier=code_verifier, auth=self._client_auth(session))
             except OAuthError as exc:
                 raise ASError(f"The token endpoint refused the code: {exc.description or exc.error}") \
                     from None
             except (requests.RequestException, ValueError):
                 raise ASError("The token endpoint did not answer usefully.") from None
-        return dict(token)
+        return self._bound(dict(token))
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
         """A new access token (RFC 6749 §6); :class:`AccessEnded` when the grant is gone."""
         with self.session() as session:
             try:
                 token = session.refresh_token(self.provider.endpoint("token_endpoint"),
-                                              refresh_token=refresh_token)
+                                              refresh_token=refresh_token, auth=self._client_auth(session))
             except OAuthError as exc:
                 if exc.error == "invalid_grant":
                     raise AccessEnded(exc.description or "The grant is no longer valid.") from None
@@ -222,7 +260,7 @@ class ASClient:
                     from None
             except (requests.RequestException, ValueError):
                 raise ASError("The token endpoint did not answer usefully.") from None
-        return dict(token)
+        return self._bound(dict(token))
 
     def verify_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         """OpenID Connect Core 1.0 §3.1.3.7: signature by the AS's keys, iss, aud, azp, exp, nonce."""
@@ -232,7 +270,7 @@ class ASClient:
         except (requests.RequestException, JoseError, ValueError):
             raise ASError("Could not load your Authorization Server's signing keys.") from None
         algs = [alg for alg in self.provider.metadata.get("id_token_signing_alg_values_supported", ["RS256"])
-                if alg != "none"]
+                if alg != "none" and (alg in FAPI2_ALGS or not self.fapi2)]
         try:
             claims = jwt.decode(id_token, keys, algorithms=algs).claims
             jwt.JWTClaimsRegistry(
@@ -249,6 +287,25 @@ class ASClient:
         audience = claims["aud"]
         if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.client_id:
             raise ASError("The ID token was issued for another client (azp).")
+        return claims
+
+    def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
+        """OpenID Connect Core 1.0 §5.3 with our DPoP-bound token (RFC 9449 §7.1); its ``sub``
+        must be the ID token's (Core §5.3.2)."""
+        if self.dpop is None:
+            raise ASError("The Grapher calls userinfo only with a DPoP-bound token.")
+        try:
+            response = self.http.get(self.provider.endpoint("userinfo_endpoint"),
+                                     auth=DPoPAuth(self.dpop, access_token=access_token),
+                                     timeout=self.settings.http_timeout)
+        except requests.RequestException:
+            raise ASError("Could not reach the userinfo endpoint.") from None
+        if response.status_code != 200:
+            raise ASError(f"The userinfo endpoint refused our DPoP-bound token "
+                          f"({response.headers.get('WWW-Authenticate') or response.status_code}).")
+        claims = _json(response, "userinfo endpoint")
+        if claims.get("sub") != subject:
+            raise ASError("The userinfo endpoint answered about someone else than the ID token.")
         return claims
 
     def introspect(self, endpoint: str, access_token: str) -> dict[str, Any]:
@@ -296,6 +353,7 @@ class ClientDirectory:
     def __init__(self, settings: GrapherSettings, key: ClientKey) -> None:
         self.settings = settings
         self.key = key
+        self.dpop = DPoPKey()
         self.http = requests.Session()
         self._clients: dict[str, ASClient] = {}
         self._lock = Lock()
@@ -308,13 +366,23 @@ class ClientDirectory:
         with self._lock:
             client = self._clients.get(provider.issuer)
             if client is None:
+                fapi2 = self.fapi2_at(provider)
+                if fapi2 and self.key.alg not in FAPI2_ALGS:
+                    raise ASError(f"FAPI 2.0 needs a {' or '.join(FAPI2_ALGS)} client key, "
+                                  f"not {self.key.alg}.")
                 if self.settings.client_id and provider.issuer == self.settings.as_url:
                     client_id = self.settings.client_id
                 else:
-                    client_id = register(provider, self.settings, self.key, self.http)
-                client = ASClient(provider, client_id, self.key, self.settings, self.http)
+                    client_id = register(provider, self.settings, self.key, self.http, fapi2)
+                client = ASClient(provider, client_id, self.key, self.settings, self.http,
+                                  self.dpop if fapi2 else None)
                 self._clients[provider.issuer] = client
             return client
+
+    def fapi2_at(self, provider: Provider) -> bool:
+        """FAPI 2.0 mode: asked for (``GRAPHER_FAPI2``), or an AS that requires PAR (RFC 9126 §5),
+        which is how a FAPI 2.0 AS announces itself in discovery."""
+        return self.settings.fapi2 or provider.metadata.get("require_pushed_authorization_requests") is True
 
     def forget(self, client: ASClient) -> bool:
         """Drop a self-registered client the AS no longer knows; False for the configured one."""

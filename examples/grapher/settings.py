@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8002
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class SettingsError(Exception):
@@ -34,6 +35,8 @@ class GrapherSettings:
     private_jwks: Mapping[str, Any] | None = None
     secret_key: str = ""
     http_timeout: float = 10.0
+    #: FAPI 2.0 mode at every AS (it is also on at an AS whose discovery requires PAR): DPoP-bound tokens
+    fapi2: bool = False
 
     @property
     def base_url(self) -> str:
@@ -60,6 +63,9 @@ class GrapherSettings:
         if bool(client_id) != bool(jwks):
             raise SettingsError("GRAPHER_CLIENT_ID and GRAPHER_PRIVATE_JWKS go together: a configured "
                                 "client authenticates with private_key_jwt.")
+        fapi2 = env.get("GRAPHER_FAPI2", "false").lower()
+        if fapi2 not in _BOOLEANS:
+            raise SettingsError("GRAPHER_FAPI2: true or false.")
         if client_id and not as_url:
             raise SettingsError("GRAPHER_CLIENT_ID: also set GRAPHER_AS_URL, the AS it is registered at.")
         return cls(
@@ -71,6 +77,7 @@ class GrapherSettings:
             private_jwks=jwks,
             # One random key per process is enough: sessions live in this process's memory anyway.
             secret_key=env.get("GRAPHER_SECRET_KEY") or secrets.token_urlsafe(32),
+            fapi2=_BOOLEANS[fapi2],
         )
 
 

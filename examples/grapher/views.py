@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 
 from examples.grapher import banks, charts
 from examples.grapher.client import AccessEnded, ASError, ClientDirectory
+from examples.grapher.dpop import bound_to
 from examples.grapher.finances import format_money, summarize
 from examples.grapher.settings import GrapherSettings
 from examples.grapher.visits import Connection, PendingAuthorization, Visit, Visits
@@ -83,7 +84,7 @@ def home():
         "finances.html", connection=connection, finances=finances, palette=palette,
         balance_chart=charts.balance_chart(finances.balances, finances.currency, palette),
         spending_chart=charts.spending_chart(finances.spending, finances.currency, palette),
-        notice=visit().take_notice(),
+        notice=visit().take_notice(), dpop_bound=bound_to(answer, connection.client.dpop),
     )
 
 
@@ -129,9 +130,11 @@ def callback():
         return _error("This answer from an Authorization Server does not match a request made from "
                       "this browser, or it came too late. Start again from the Grapher's home page.", 400)
     client = pending.client
-    # RFC 9207 §2.4: the iss parameter, when sent or promised, must name the AS we asked (mix-up).
+    # RFC 9207 §2.4: the iss parameter, when sent or promised, must name the AS we asked (mix-up);
+    # FAPI 2.0 Security Profile §5.3.2.2: always required.
     iss = request.args.get("iss")
-    if (iss is not None or client.provider.metadata.get("authorization_response_iss_parameter_supported")) \
+    if (iss is not None or client.fapi2
+            or client.provider.metadata.get("authorization_response_iss_parameter_supported")) \
             and iss != client.provider.issuer:
         return _error("The answer came from a different Authorization Server than the one you chose.", 400)
     if error := request.args.get("error"):
@@ -148,6 +151,8 @@ def callback():
         if not isinstance(token.get("id_token"), str):
             raise ASError("Your Authorization Server sent no ID token.")
         claims = client.verify_id_token(token["id_token"], pending.nonce)
+        if client.fapi2:  # the bound token works where it should, with our key's proof
+            client.userinfo(token["access_token"], claims["sub"])
         endpoint = client.trusted_introspection_endpoint(token)
     except ASError as exc:
         return _error(str(exc), 502)

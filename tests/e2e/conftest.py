@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,8 @@ class Stack:
     bank_url: str
     process: subprocess.Popen
     log: Path
+    #: the runner's environment: its Redis port and data directory reach its records
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _wait_ready(stack: Stack, timeout: float = 90) -> None:
@@ -76,9 +78,9 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    tmp_path = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, **extra_env: str) -> Iterator[Stack]:
+    """``aggregator.runner`` on free ports, with ``extra_env`` on top of the e2e settings."""
     as_port, bank_port, redis_port = reserve_port(), reserve_port(), reserve_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update({
@@ -91,6 +93,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         "AGGREGATOR_WORKERS": "2",
         "AGGREGATOR_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     })
     env.pop("AGGREGATOR_ISSUER", None)
     log = tmp_path / "runner.log"
@@ -99,7 +102,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             [sys.executable, "-m", "aggregator.runner"], cwd=ROOT, env=env,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    running = Stack(f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{bank_port}", process, log)
+    running = Stack(f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{bank_port}", process, log, env)
     try:
         _wait_ready(running)
         yield running
@@ -107,6 +110,12 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         _stop(process)
         # shown by pytest only when a test failed
         print(f"--- runner log ({log}) ---\n{log.read_text(errors='replace')[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture

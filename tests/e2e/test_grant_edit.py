@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ROOT, Screenshots
-from tests.e2e.test_story import PASSWORD, connect_institution, sign_up
+from tests.e2e.test_story import connect_institution, press_the_as_button, sign_up
 
 
 @pytest.mark.timeout(300)
@@ -27,12 +27,7 @@ def test_nat_unticks_one_bank_for_the_grapher_and_its_next_look_drops_it(page, s
 
     # the consent page: what the Grapher asks, each institution with what it would share
     page.goto(grapher.url)
-    page.get_by_role("button", name="Connect my Authorization Server").click()
-    page.wait_for_url(re.compile(re.escape(as_url)))
-    if page.locator('input[name="password"]').count():
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    press_the_as_button(page, as_url, username)
     monami = page.locator("label", has_text="Monami Card")
     expect(monami.locator('input[name="registration"]')).to_be_checked()
     expect(monami).to_contain_text("for: See your accounts")

@@ -45,6 +45,16 @@ def connect_institution(page: Page, as_url: str, name: str, shots=None) -> None:
     expect(page.get_by_text(name).first).to_be_visible()
 
 
+def press_the_as_button(page: Page, as_url: str, username: str) -> None:
+    """On the Grapher's home page: its "AS" button, then at the AS log in if it asks."""
+    page.get_by_role("button", name="Connect my Authorization Server").click()
+    page.wait_for_url(re.compile(re.escape(as_url)))
+    if page.locator('input[name="password"]').count():  # the AS may ask Nat to log in first
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+
+
 @pytest.mark.timeout(300)
 def test_nat_shares_one_bank_with_the_grapher_then_revokes(page, stack, grapher, screenshots):
     as_url = stack.as_url
@@ -69,12 +79,7 @@ def test_nat_shares_one_bank_with_the_grapher_then_revokes(page, stack, grapher,
     page.goto(grapher.url)
     expect(page.locator("#as_url")).to_have_value(as_url)
     screenshots.take(page, "grapher-home")
-    page.get_by_role("button", name="Connect my Authorization Server").click()
-    page.wait_for_url(re.compile(re.escape(as_url)))
-    if page.locator('input[name="password"]').count():  # the AS may ask Nat to log in first
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+    press_the_as_button(page, as_url, username)
     astoria = page.locator("label", has_text="Bank of Astoria").locator('input[name="registration"]')
     monami = page.locator("label", has_text="Monami Card").locator('input[name="registration"]')
     expect(astoria).to_be_checked()

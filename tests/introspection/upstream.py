@@ -41,6 +41,8 @@ class Faults:
     fail: bool = False
     rotate_refresh_tokens: bool = False
     access_token_ttl: int = 3600
+    #: "DPoP": the bank binds its tokens to the plugin's key (as if the plugin sent DPoP proofs)
+    token_type: str = "Bearer"
 
 
 @dataclass
@@ -83,7 +85,7 @@ class FakeBank:
                 user_id = self.refresh_tokens.get(presented)
                 if user_id is None or request.form.get("grant_type") != "refresh_token":
                     return jsonify(error="invalid_grant"), 400
-                answer: dict[str, Any] = {"token_type": "Bearer",
+                answer: dict[str, Any] = {"token_type": self.faults.token_type,
                                           "expires_in": self.faults.access_token_ttl}
                 if self.faults.rotate_refresh_tokens:
                     del self.refresh_tokens[presented]
