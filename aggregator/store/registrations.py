@@ -180,6 +180,8 @@ class RegistrationRepository(Repository):
             )
         if metadata is not None:
             update["metadata"] = json.dumps(metadata, separators=(",", ":"))
+            if isinstance(metadata.get("endpoint"), str):  # the upstream moved the API base
+                update["endpoint"] = metadata["endpoint"]
         self._update_if_exists(pipe, key, update)
         self._put_token(pipe, record.person_id, record.id, scope_key(scopes), token)
         still_there = pipe.execute()[0]

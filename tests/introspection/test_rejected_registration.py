@@ -13,6 +13,7 @@ import requests
 from tests.fixtures.aggregator import LiveAS, PersonAgent
 from tests.introspection.apps import App, access_token, grant_to, register_app
 from tests.introspection.crowd import at_once
+from tests.introspection.test_story import connect
 from tests.oauth.apps import person_id_of, signed_up
 
 
@@ -25,16 +26,6 @@ def server(make_as, sandbox_bank) -> LiveAS:
         SANDBOX_CLIENT_SECRET=sandbox_bank.client_secret,
         AGGREGATOR_UPSTREAM_TIMEOUT="5",
     )
-
-
-def connect(agent: PersonAgent, bank, institution: str) -> None:
-    """Nat links an institution through the AS's chooser and the bank's pages."""
-    start = agent.post_form("/connections/new", {"provider": "sandbox", "institution": institution},
-                            form_page="/connections/new")
-    assert start.status_code in (302, 303), start.text
-    done = agent.http.get(bank.login_and_approve(start.headers["Location"], username="nat"),
-                          allow_redirects=False)
-    assert done.status_code in (302, 303), done.text
 
 
 @pytest.fixture
