@@ -33,6 +33,7 @@ from aggregator.upstream.contract import (
     Institution,
     LinkedInstitution,
     LinkInvalid,
+    LinkStart,
     Person,
     PluginContext,
     ReauthRequired,
@@ -123,6 +124,15 @@ class FederationPlugin(OIDCPlugin):
 
     # -- linking ------------------------------------------------------------------------------
 
+    def begin_link(
+        self, person: Person, institution_id: str, *, state: str,
+        reconnect: Registration | None = None,
+    ) -> LinkStart:
+        # a reconnect names its registration's institution (one at the upstream); every link,
+        # a reconnect included, is to the person's account there
+        return super().begin_link(person, ACCOUNT if reconnect is not None else institution_id,
+                                  state=state, reconnect=reconnect)
+
     def complete_link(
         self, person: Person, params: Mapping[str, str], remember: Mapping[str, Any], *,
         reconnect: Registration | None = None,
@@ -146,13 +156,15 @@ class FederationPlugin(OIDCPlugin):
                   for name, entry in _entries(body, self.upstream_name)]
         if not linked:
             raise LinkInvalid(f"You shared no institution at {self.upstream_name}.")
-        now = time.time()
+        grant_id = token.get("grant_id") or body.get("grant_id")
         self._save(person.id, link, {
             "refresh_token": token["refresh_token"],
-            "grant_id": token.get("grant_id") or body.get("grant_id"),
-            "tokens": {_scope_key(DATA_SCOPES): _cached(upstream_token(token, now))},
+            "grant_id": grant_id,
+            "tokens": {_scope_key(DATA_SCOPES): _cached(upstream_token(token))},
             "members": [item.metadata["upstream_registration"] for item in linked],
         })
+        if isinstance(grant_id, str):
+            self._share_grant(person.id, grant_id, link, joining=True)
         previous = reconnect.metadata.get("link") if reconnect is not None else None
         if previous and previous != link:
             self._retire(upstream, person.id, previous)
@@ -290,30 +302,48 @@ class FederationPlugin(OIDCPlugin):
             if state["members"]:  # other registrations still use the grant
                 self._save(registration.person.id, link, state)
                 return
-            self._end(upstream, state)
+            self._end(upstream, registration.person.id, link, state)
             self.context.cache.delete(_link_key(link), person_id=registration.person.id)
 
-    def _end(self, upstream: UpstreamAggregator, state: Mapping[str, Any]) -> None:
-        """End the link's grant upstream: Grant Management when offered (the grant goes from the
-        person's dashboard there), else RFC 7009 §2.1 revocation of the refresh token."""
+    def _end(self, upstream: UpstreamAggregator, person_id: str, link: str,
+             state: Mapping[str, Any]) -> None:
+        """End what ``link`` holds upstream: the whole grant through Grant Management when no
+        other link of the person shares it (the upstream keeps one grant per client, so a
+        second link or a reconnect may), else RFC 7009 §2.1 revocation of the link's refresh
+        token, which ends the tokens issued from it and nothing else."""
+        grant_id = state.get("grant_id")
+        shared = isinstance(grant_id, str) and self._share_grant(person_id, grant_id, link, joining=False)
         try:
-            if state.get("grant_id") and upstream.end_grant(state["grant_id"]):
+            if isinstance(grant_id, str) and not shared and upstream.end_grant(grant_id):
                 return
             upstream.revoke(state["refresh_token"], "refresh_token")
         except OAuthRefusal as refusal:
             raise UpstreamError(refusal.explain("end this server's access")) from None
 
     def _retire(self, upstream: UpstreamAggregator, person_id: str, link: str) -> None:
-        """A reconnect replaced ``link``: end its grant. Its registrations that the new link did
-        not bring back are left ``reauth_required`` (their grant is gone)."""
+        """A reconnect replaced ``link``: end what it held upstream. Its registrations that the
+        new link did not bring back are left ``reauth_required``."""
         try:
             with self._lock(person_id, link):
                 state = self._state(person_id, link)
                 if state is not None:
-                    self._end(upstream, state)
+                    self._end(upstream, person_id, link, state)
                     self.context.cache.delete(_link_key(link), person_id=person_id)
         except UpstreamError as exc:
             log.warning("the replaced upstream grant was not ended", extra={"error": exc.description})
+
+    def _share_grant(self, person_id: str, grant_id: str, link: str, *, joining: bool) -> bool:
+        """Add ``link`` to (or take it out of) the links using the upstream grant ``grant_id``;
+        True when other links use it."""
+        key = f"grant-links:{grant_id}"
+        with self._lock(person_id, key):
+            links = set(self.context.cache.get(key, person_id=person_id) or ())
+            links = links | {link} if joining else links - {link}
+            if links:
+                self.context.cache.set(key, sorted(links), person_id=person_id)
+            else:
+                self.context.cache.delete(key, person_id=person_id)
+        return bool(links - {link})
 
     # -- the link's grant, kept once (encrypted by the core's plugin cache) -------------------
 

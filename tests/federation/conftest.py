@@ -42,9 +42,14 @@ def register_downstream(upstream: LiveAS, issuer: str, **metadata) -> App:
 def consent_at_a(agent: PersonAgent, authorization_url: str,
                  registrations: list[str] | None = None) -> requests.Response:
     """Nat, signed in at A, allows on A's consent page (ticking ``registrations``, else as the
-    page ticks them); the redirect A answers (to B's callback)."""
+    page ticks them); the redirect A answers (to B's callback). A asks nothing when B asks again
+    for what Nat already granted it (a reconnect)."""
     page = walk(agent, authorization_url)
-    assert page.status_code == 200 and 'name="decision"' in page.text, (page.status_code, page.text[:300])
-    answer = decide(agent, page, registrations=registrations)
+    if page.status_code in (302, 303) and registrations is None:
+        answer = page
+    else:
+        assert page.status_code == 200 and 'name="decision"' in page.text, (page.status_code,
+                                                                            page.text[:300])
+        answer = decide(agent, page, registrations=registrations)
     response_params(answer)  # a redirect with parameters
     return answer

@@ -130,6 +130,26 @@ def test_a_status_at_a_is_the_status_here(plugin, person, approve, upstream, san
     assert plugin.status(as_registration(person, linked["Monami Card"])).status == "ok"
 
 
+def test_a_reconnect_retires_the_old_links_tokens_at_a(plugin, person, approve, upstream, nat_at_a):
+    old = as_registration(person, link(plugin, person, approve)[0])
+    old_refresh_token = plugin._state(person.id, old.metadata["link"])["refresh_token"]
+    at_a = plugin.upstream(upstream.url)
+    assert at_a.introspect(old_refresh_token)["active"] is True
+    state = secrets.token_urlsafe(16)
+
+    start = plugin.begin_link(person, old.institution.id, state=state, reconnect=old)
+    relinked = plugin.complete_link(person, approve(start), json.loads(json.dumps(start.remember)),
+                                    reconnect=old)
+
+    [renewed] = [item for item in relinked if item.external_id == old.external_id]
+    assert renewed.metadata["link"] != old.metadata["link"]
+    assert at_a.introspect(old_refresh_token) == {"active": False}  # revoked at A
+    assert len(a_grants(upstream, nat_at_a)) == 1  # A kept one grant for B, now the new link's
+    assert plugin.access_token(as_registration(person, renewed), DATA_SCOPES).token.access_token
+    with pytest.raises(ReauthRequired):
+        plugin.access_token(old, DATA_SCOPES)
+
+
 def test_private_key_jwt_at_a(upstream, nat_at_a, redis_url, person, approve):
     key = new_key("EC")
     client = register_downstream(upstream, DOWNSTREAM, key=key)
