@@ -8,20 +8,13 @@ import requests
 
 from tests.fixtures.aggregator import LiveAS, PersonAgent
 from tests.introspection.test_story import connect
-from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, decide, make_app, response_params, signed_up, walk
+from tests.oauth.apps import App, decide, make_app, response_params, signed_up, walk
 
 
 @pytest.fixture
-def upstream(make_as, sandbox_bank) -> LiveAS:
+def upstream(sandbox_as) -> LiveAS:
     """Aggregator A: the sandbox bank's institutions, open to client registration."""
-    return make_as(
-        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
-        AGGREGATOR_PLUGINS="sandbox",
-        SANDBOX_URL=sandbox_bank.url,
-        SANDBOX_CLIENT_ID=sandbox_bank.client_id,
-        SANDBOX_CLIENT_SECRET=sandbox_bank.client_secret,
-        AGGREGATOR_UPSTREAM_TIMEOUT="5",
-    )
+    return sandbox_as
 
 
 @pytest.fixture

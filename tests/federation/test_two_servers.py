@@ -14,7 +14,8 @@ from aggregator.introspection.response import RECENT_SECONDS
 from aggregator.testing.servers import reserve_port
 from tests.federation.conftest import consent_at_a, register_downstream
 from tests.fixtures.aggregator import LiveAS, PersonAgent
-from tests.oauth.apps import DATA, INITIAL_ACCESS_TOKEN, allow, ask, make_app, person_id_of, signed_up
+from tests.fixtures.sandbox import redis_database
+from tests.oauth.apps import DATA, INITIAL_ACCESS_TOKEN, App, allow, ask, make_app, person_id_of, signed_up
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def downstream(make_as, upstream, redis_url) -> LiveAS:
     client = register_downstream(upstream, f"http://127.0.0.1:{port}")
     return make_as(
         port=port,
-        REDIS_URL=redis_url.rsplit("/", 1)[0] + "/2",  # A keeps database 0, the bank 1
+        REDIS_URL=redis_database(redis_url, 2),  # A keeps database 0, the bank 1
         AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
         AGGREGATOR_PLUGINS="federation",
         FEDERATION_ISSUER=upstream.url,
@@ -54,6 +55,17 @@ def registrations_at_b(downstream: LiveAS, nat_at_b: PersonAgent) -> dict[str, s
     return {record.institution_name: record.id for record in records}
 
 
+def astoria_granted_at_b(downstream: LiveAS, nat_at_a: PersonAgent) -> tuple[PersonAgent, App, dict]:
+    """Nat at B with A's institutions linked, and the Grapher granted Bank of Astoria: Nat's
+    agent at B, the Grapher, its token response."""
+    nat_at_b = signed_up(downstream, "nat-b")
+    link_a_into_b(nat_at_b, nat_at_a)
+    grapher = make_app(downstream)
+    consent, verifier = ask(downstream, grapher, nat_at_b, scope=f"openid {DATA}")
+    astoria = registrations_at_b(downstream, nat_at_b)["Bank of Astoria"]
+    return nat_at_b, grapher, allow(grapher, nat_at_b, consent, verifier, registrations=[astoria])
+
+
 def test_the_grapher_at_b_reads_exactly_the_institution_it_was_granted(
         downstream, upstream, nat_at_a, sandbox_bank):
     nat_at_b = signed_up(downstream, "nat-b")  # the same human, their own account at B
@@ -79,12 +91,7 @@ def test_the_grapher_at_b_reads_exactly_the_institution_it_was_granted(
 
 
 def test_nat_revoking_b_at_a_shows_at_b_as_reauth_required(downstream, upstream, nat_at_a):
-    nat_at_b = signed_up(downstream, "nat-b")
-    link_a_into_b(nat_at_b, nat_at_a)
-    at_b = registrations_at_b(downstream, nat_at_b)
-    grapher = make_app(downstream)
-    consent, verifier = ask(downstream, grapher, nat_at_b, scope=f"openid {DATA}")
-    tokens = allow(grapher, nat_at_b, consent, verifier, registrations=[at_b["Bank of Astoria"]])
+    nat_at_b, grapher, tokens = astoria_granted_at_b(downstream, nat_at_a)
     assert grapher.post("/introspect", {"token": tokens["access_token"]}).json()[
         "institutions"]["Bank of Astoria"]["status"] == "ok"
 
@@ -109,17 +116,13 @@ def test_nat_revoking_b_at_a_shows_at_b_as_reauth_required(downstream, upstream,
 
 def test_the_grapher_reporting_a_token_refused_after_the_revocation_learns_it_at_once(
         downstream, upstream, nat_at_a):
-    nat_at_b = signed_up(downstream, "nat-b")
-    link_a_into_b(nat_at_b, nat_at_a)
-    at_b = registrations_at_b(downstream, nat_at_b)
-    grapher = make_app(downstream)
-    consent, verifier = ask(downstream, grapher, nat_at_b, scope=f"openid {DATA}")
-    tokens = allow(grapher, nat_at_b, consent, verifier, registrations=[at_b["Bank of Astoria"]])
+    nat_at_b, grapher, tokens = astoria_granted_at_b(downstream, nat_at_a)
     [grant] = upstream.services.store.grants.for_person(person_id_of(upstream, nat_at_a))
     nat_at_a.post_form(f"/apps/{grant.id}/revoke", {}, form_page="/")
+    astoria = registrations_at_b(downstream, nat_at_b)["Bank of Astoria"]
 
-    entry = grapher.post("/introspect", {"token": tokens["access_token"],
-                                         "rejected_registration": at_b["Bank of Astoria"]}).json()[
-        "institutions"]["Bank of Astoria"]
+    answer = grapher.post("/introspect", {"token": tokens["access_token"],
+                                          "rejected_registration": astoria})
+    entry = answer.json()["institutions"]["Bank of Astoria"]
 
     assert entry["status"] == "reauth_required" and "access_token" not in entry

@@ -18,14 +18,8 @@ from tests.oauth.apps import person_id_of, signed_up
 
 
 @pytest.fixture
-def server(make_as, sandbox_bank) -> LiveAS:
-    return make_as(
-        AGGREGATOR_PLUGINS="sandbox",
-        SANDBOX_URL=sandbox_bank.url,
-        SANDBOX_CLIENT_ID=sandbox_bank.client_id,
-        SANDBOX_CLIENT_SECRET=sandbox_bank.client_secret,
-        AGGREGATOR_UPSTREAM_TIMEOUT="5",
-    )
+def server(sandbox_as) -> LiveAS:
+    return sandbox_as
 
 
 @pytest.fixture
