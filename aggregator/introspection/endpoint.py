@@ -6,7 +6,9 @@
                               §3.2), and client authentication, which RFC 7662 §2.1 requires
 4. ``require_token``          the ``token`` parameter is present (RFC 7662 §2.1)
 5. ``describe``               ``{"active": false}`` unless the token is live and the caller's
-                              (RFC 7662 §2.2, §4); else its members and ``institutions``
+                              (RFC 7662 §2.2, §4); else its members and ``institutions``,
+                              after dropping the upstream token an app reports refused
+                              (``rejected_registration``, :mod:`.rejected`)
 6. ``audit``                  record which upstream tokens were released, to whom, and
                               count the introspection and its tokens (:mod:`aggregator.metrics`)
 7. ``render``                 JSON, or a signed JWT when asked for (RFC 9701)
@@ -20,6 +22,8 @@ from flask import Response, jsonify, request
 
 from aggregator.errors import InvalidRequest, api_blueprint
 from aggregator.introspection.audit import record_release
+from aggregator.introspection.rejected import PARAMETER as REJECTED
+from aggregator.introspection.rejected import report_rejected
 from aggregator.introspection.response import INACTIVE, Institutions, institutions
 from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
 from aggregator.oauth.id_token import pairwise_subject
@@ -38,7 +42,7 @@ def introspect() -> Response:
     """RFC 7662 §2: describe a token to the client it was issued to."""
     params, client = client_request(services().endpoints.introspection)
     token = require_token(params)
-    body, released = describe(client, token)
+    body, released = describe(client, token, params.get(REJECTED) or None)
     audit(client, body, released)
     return render(body, client)
 
@@ -52,8 +56,13 @@ def require_token(params: dict[str, str]) -> str:
     return token
 
 
-def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institutions | None]:
-    """The response body, and the institutions whose tokens it releases (None: no release)."""
+def describe(client: ClientRecord, token: str, rejected: str | None = None,
+             ) -> tuple[dict[str, Any], Institutions | None]:
+    """The response body, and the institutions whose tokens it releases (None: no release).
+
+    ``rejected``: a registration whose upstream token the app reports refused; its token is
+    dropped and refreshed before the institutions are listed.
+    """
     svc = services()
     record = find(token)
     if record is None or not entitled(client, record.client_id):
@@ -63,14 +72,18 @@ def describe(client: ClientRecord, token: str) -> tuple[dict[str, Any], Institut
     if owner is None:
         return dict(INACTIVE), None  # the app was deleted while we looked
     body = members(owner, record)
-    if isinstance(record, RefreshTokenRecord):
-        return body, None  # a refresh token is for the token endpoint: no upstream tokens
-    if record.person_id is None or record.grant_id is None:
-        return body, None  # a client_credentials token: no person, no institutions
+    if isinstance(record, RefreshTokenRecord) or record.person_id is None or record.grant_id is None:
+        if rejected is not None:
+            raise InvalidRequest(f"'{REJECTED}' is not a registration this token reaches.")
+        # a refresh token is for the token endpoint; a client_credentials token has no person:
+        # neither reaches upstream tokens
+        return body, None
     grant = svc.store.grants.get_for(record.person_id, record.grant_id)
     if grant is None:
         return dict(INACTIVE), None  # revoked while we looked
-    found = institutions(svc, grant, record)
+    if rejected is not None:
+        report_rejected(svc, grant, record, rejected)
+    found = institutions(svc, grant, record, recent=rejected is None)
     if found.details:  # RFC 9396 §9.1
         body["authorization_details"] = found.details
     body["institutions"] = found.entries

@@ -80,22 +80,23 @@ class RecentInstitutions:
                 self._items.popitem(last=False)
 
 
-def institutions(svc: Services, grant: Grant, record: AccessTokenRecord) -> Institutions:
+def institutions(svc: Services, grant: Grant, record: AccessTokenRecord, *,
+                 recent: bool = True) -> Institutions:
     """One entry per registration the token reaches, keyed by its (per person unique) name.
 
     What a token reaches is its own consent's pairs within the grant as it is now
     (:func:`aggregator.oauth.consents.effective_pairs`): the person's edits and removals apply
-    at once, and a later consent never widens an older token.
+    at once, and a later consent never widens an older token. ``recent=False`` skips this
+    worker's last-second answers (an app has just reported one of their tokens refused).
     """
     pairs = effective_pairs(grant, record.pairs, record.scope)
     if not pairs:
         return Institutions(grant.person_id)
     key = (grant.person_id, grant.id, frozenset(pairs.items()))
-    recent = svc.recent_institutions
-    found = recent.get(key)
+    found = svc.recent_institutions.get(key) if recent else None
     if found is None:
         found = _build(svc, grant.person_id, pairs)
-        recent.put(key, found)
+        svc.recent_institutions.put(key, found)
     return found
 
 

@@ -13,6 +13,11 @@ class IntrospectionRequestSchema(ClientAuthSchema):
 
     token = fields.String(required=True)
     token_type_hint = fields.String()
+    rejected_registration = fields.String(metadata={"description": (
+        "Extension (docs/introspection.md): the registration_id of an institution that refused "
+        "the upstream token this AS released; that token is dropped and refreshed (at most once "
+        "per registration every 30 s) before the answer. Must be a registration the token "
+        "reaches, else invalid_request.")})
 
 
 class InstitutionEntrySchema(Schema):

@@ -122,6 +122,12 @@ def registration_lock(person_id: str, registration_id: str) -> str:
     return f"reglock:{person_tag(person_id)}:{registration_id}"
 
 
+def upstream_token_rejected(person_id: str, registration_id: str) -> str:
+    """Set for 30 s when an app reported the registration's token refused: the gate that makes
+    many reports cause one forced refresh (``rejected_registration`` at introspection)."""
+    return f"regtok-rejected:{person_tag(person_id)}:{registration_id}"
+
+
 def registration_refresh_failure(person_id: str, registration_id: str) -> str:
     """A failed refresh's outcome, left briefly for the requests that waited on its lock."""
     return f"reglock-failed:{person_tag(person_id)}:{registration_id}"

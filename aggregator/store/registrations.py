@@ -180,6 +180,8 @@ class RegistrationRepository(Repository):
             )
         if metadata is not None:
             update["metadata"] = json.dumps(metadata, separators=(",", ":"))
+            if isinstance(metadata.get("endpoint"), str):  # the upstream moved the API base
+                update["endpoint"] = metadata["endpoint"]
         self._update_if_exists(pipe, key, update)
         self._put_token(pipe, record.person_id, record.id, scope_key(scopes), token)
         still_there = pipe.execute()[0]
@@ -206,6 +208,27 @@ class RegistrationRepository(Repository):
         if status != "ok":
             self._drop_tokens(pipe, record.person_id, record.id)
         pipe.execute()
+
+    # KEYS[1] the gate, then the cached tokens: all dropped only by the report that sets the gate
+    _DROP_REJECTED = """
+    if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+    for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+    return 1
+    """
+
+    def drop_rejected(self, person_id: str, registration_id: str, interval: int) -> bool:
+        """An app reported the registration's upstream token refused: drop its cached tokens,
+        unless a report did so in the last ``interval`` seconds (then the cache already holds
+        the tokens fetched since). True when this call dropped them.
+
+        Gate and drop are one script, so a report that finds the gate set never reads a token
+        that the gate's setter is about to drop.
+        """
+        index = key_names.upstream_tokens(person_id, registration_id)
+        cached = [key_names.upstream_token(person_id, registration_id, raw.decode())
+                  for raw in self.redis.smembers(index)]
+        keys = [key_names.upstream_token_rejected(person_id, registration_id), index, *cached]
+        return bool(self.redis.execute_command("EVAL", self._DROP_REJECTED, len(keys), *keys, interval))
 
     def delete(self, record: RegistrationRecord) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -137,7 +137,9 @@ class TokenResult:
 
     When the upstream rotated its refresh token, ``secrets`` carries the new secrets: the core
     persists them atomically *before* the token is handed to anyone, because the bank has
-    already invalidated the old refresh token. ``metadata`` likewise replaces stored metadata.
+    already invalidated the old refresh token. ``metadata`` likewise replaces stored metadata;
+    a string ``endpoint`` in it also replaces the registration's endpoint (an upstream whose
+    API base can change, such as another aggregator).
     """
 
     token: UpstreamToken

@@ -22,6 +22,7 @@ BUILTINS = {
     "sandbox": "plugins.sandbox.plugin:SandboxPlugin",
     "oidc": "plugins.oidc.plugin:OIDCPlugin",
     "moneyhub": "plugins.moneyhub.plugin:MoneyhubPlugin",
+    "federation": "plugins.federation.plugin:FederationPlugin",
 }
 
 

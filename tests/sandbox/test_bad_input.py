@@ -90,6 +90,9 @@ CASES: list[tuple[str, str, dict]] = [
     ("POST", "/_admin/faults", {"json": {QUOTE: 1}}),
     ("POST", "/_admin/revoke", {"json": {"institution": "astoria", "username": "x" * 500}}),
     ("GET", "/_admin/reset", {}),
+    ("POST", "/_admin/revoke-token", {"json": {}}),
+    ("POST", "/_admin/revoke-token", {"json": {"token": 7}}),
+    ("POST", "/_admin/revoke-token", {"json": {"token": "t", "extra": 1}}),
 ]
 
 

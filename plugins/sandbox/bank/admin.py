@@ -1,4 +1,4 @@
-"""Development-only controls under ``/_admin``: faults, customer revocation, counters.
+"""Development-only controls under ``/_admin``: faults, customer and token revocation, counters.
 
 There is no authentication here: the sandbox bank is a development and test server bound to
 loopback. Never expose it.
@@ -29,6 +29,13 @@ class RevokeSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
+class RevokeTokenSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=512))
+
+
 @bp.get("/faults")
 def get_faults() -> dict[str, Any]:
     return asdict(current_bank().store.load_faults())
@@ -51,6 +58,18 @@ def revoke_customer() -> dict[str, Any]:
     user_id = bank_user_id(institution, username)
     revoked = current_bank().store.revoke_customer(institution.slug, user_id)
     return {"institution": institution.slug, "user_id": user_id, "revoked_grants": revoked}
+
+
+@bp.post("/revoke-token")
+def revoke_token() -> dict[str, Any]:
+    """End one token (its grant and other tokens stay), as when a bank invalidates an access
+    token early: the API answers 401 ``invalid_token`` to it while a refresh still works."""
+    body = _load(RevokeTokenSchema())
+    store = current_bank().store
+    record = store.find_token(body["token"])
+    if record is not None:
+        store.delete_token(record)
+    return {"revoked": record is not None}
 
 
 @bp.get("/stats")

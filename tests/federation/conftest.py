@@ -1,0 +1,48 @@
+"""Fixtures: aggregator A (the upstream) with the sandbox bank, Nat's account there with two
+institutions, and the person's consent at A as a browser without JavaScript gives it."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.introspection.test_story import connect
+from tests.oauth.apps import App, decide, make_app, response_params, signed_up, walk
+
+
+@pytest.fixture
+def upstream(sandbox_as) -> LiveAS:
+    """Aggregator A: the sandbox bank's institutions, open to client registration."""
+    return sandbox_as
+
+
+@pytest.fixture
+def nat_at_a(upstream, sandbox_bank) -> PersonAgent:
+    """Nat's account at A, with Bank of Astoria and Monami Card linked there."""
+    agent = signed_up(upstream, "nat")
+    connect(agent, sandbox_bank, "astoria")
+    connect(agent, sandbox_bank, "monami")
+    return agent
+
+
+def register_downstream(upstream: LiveAS, issuer: str, **metadata) -> App:
+    """Aggregator B (at ``issuer``) registered at A as a client (RFC 7591)."""
+    return make_app(upstream, client_name="Aggregator B",
+                    redirect_uris=[f"{issuer}/connections/callback/federation"], **metadata)
+
+
+def consent_at_a(agent: PersonAgent, authorization_url: str,
+                 registrations: list[str] | None = None) -> requests.Response:
+    """Nat, signed in at A, allows on A's consent page (ticking ``registrations``, else as the
+    page ticks them); the redirect A answers (to B's callback). A asks nothing when B asks again
+    for what Nat already granted it (a reconnect)."""
+    page = walk(agent, authorization_url)
+    if page.status_code in (302, 303) and registrations is None:
+        answer = page
+    else:
+        assert page.status_code == 200 and 'name="decision"' in page.text, (page.status_code,
+                                                                            page.text[:300])
+        answer = decide(agent, page, registrations=registrations)
+    response_params(answer)  # a redirect with parameters
+    return answer
