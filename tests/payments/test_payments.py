@@ -1,0 +1,192 @@
+"""An app asks once to be paid, Nat picks Bank of Astoria, approves at the bank, and the app
+follows the payment: over HTTP, against the real sandbox bank."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.oauth.apps import (
+    DATA,
+    REDIRECT,
+    assert_error_redirect,
+    authorization_url,
+    decide,
+    make_app,
+    pkce,
+    response_params,
+    walk,
+)
+from tests.payments.journeys import (
+    consent_page,
+    pay,
+    payment_initiation,
+    payment_sentence,
+    push,
+    read_payment,
+    token,
+)
+
+
+def settled(server, access_token: str, payment_id: str, timeout: float = 15) -> dict:
+    """The payment as the app reads it, once it is no longer pending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = read_payment(server, access_token, payment_id).json()
+        if body["status"] != "pending" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.3)
+
+
+def test_nat_pays_the_shop_from_astoria_and_the_shop_sees_it_complete(server, nat, shop, sandbox_bank):
+    page, _ = consent_page(server, shop, nat)
+    assert payment_sentence(page) == ("Pay £1.50 to Acme Ltd (sort code 12-34-56, account 12345678), "
+                                      "reference COFFEE-42.")
+    assert 'type="radio" name="registration"' in page.text and "Bank of Astoria" in page.text
+
+    answer, verifier = pay(server, shop, nat, sandbox_bank)
+    assert answer["state"] == "st-1" and answer["iss"] == server.url
+    tokens = token(shop, answer["code"], verifier)
+    assert set(tokens["scope"].split()) == {"openid", "payments"}
+    [detail] = tokens["authorization_details"]
+    assert detail["type"] == "payment_initiation" and detail["status"] == "pending"
+    assert detail["instructedAmount"] == {"currency": "GBP", "amount": "1.50"}
+
+    first = read_payment(server, tokens["access_token"], detail["payment_id"])
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
+    done = settled(server, tokens["access_token"], detail["payment_id"])
+    assert done["status"] == "completed"
+    assert done == {"id": detail["payment_id"], "status": "completed",
+                    "instructedAmount": {"currency": "GBP", "amount": "1.50"},
+                    "creditorName": "Acme Ltd", "institution": "Bank of Astoria",
+                    "created_at": done["created_at"], "updated_at": done["updated_at"]}
+    assert done["updated_at"] >= done["created_at"]
+    # the bank made exactly one payment, and Nat's dashboard and activity say so
+    assert sandbox_bank.admin.stats()["payments"] == 1
+    dashboard = nat.http.get(nat.url("/")).text
+    assert "Payments you made to apps" in dashboard and "Acme Coffee" in dashboard
+    assert "You paid Acme Coffee from Bank of Astoria (1.50 GBP to Acme Ltd" in dashboard
+
+
+@pytest.mark.parametrize("detail, why", [
+    (payment_initiation("-1.50"), "positive"),
+    (payment_initiation("0.00"), "positive"),
+    (payment_initiation("1.505"), "two decimals"),
+    (payment_initiation("1e3"), "decimal"),
+    (payment_initiation(sort_code="12345"), "sortCode"),
+    (payment_initiation(sort_code="12-34-56"), "sortCode"),
+    (payment_initiation(account_number="1234567X"), "accountNumber"),
+    (payment_initiation(reference="R" * 141), "longer than 140"),
+    (payment_initiation(reference=""), "remittanceInformationUnstructured"),
+    (payment_initiation(unexpected="x"), "does not take"),
+    ({**payment_initiation(), "instructedAmount": {"currency": "GBP", "amount": 1.5}}, "decimal string"),
+], ids=["negative", "zero", "three-decimals", "exponent", "short-sort-code", "dashed-sort-code",
+        "letter-in-account", "long-reference", "empty-reference", "unknown-member", "number-amount"])
+def test_a_malformed_payment_never_reaches_the_bank(server, shop, sandbox_bank, detail, why):
+    response = push(shop, detail)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_authorization_details"
+    assert why in response.json()["error_description"]
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0
+
+
+def test_a_payment_cannot_be_mixed_with_data(server, shop):
+    mixed = push(shop, scope="openid accounts:read")
+    assert mixed.status_code == 400 and mixed.json()["error"] == "invalid_scope"
+    two = shop.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "code_challenge": pkce()[1],
+                             "code_challenge_method": "S256", "authorization_details": json.dumps(
+                                 [payment_initiation(), {"type": "account_information",
+                                                         "actions": ["accounts:read"]}])})
+    assert two.json()["error"] == "invalid_authorization_details"
+    bare = shop.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "payments",
+                              "code_challenge": pkce()[1], "code_challenge_method": "S256"})
+    assert bare.json()["error"] == "invalid_scope"
+
+
+def test_a_payment_must_be_pushed(server, shop, nat):
+    url = authorization_url(server, client_id=shop.client_id, response_type="code", redirect_uri=REDIRECT,
+                            state="st-1", code_challenge=pkce()[1], code_challenge_method="S256",
+                            authorization_details=json.dumps([payment_initiation()]))
+    response = nat.http.get(url, allow_redirects=False)
+    params = assert_error_redirect(response, server, "invalid_request")
+    assert "PAR" in params["error_description"]
+
+
+def test_a_reference_too_long_for_the_bank_offers_no_payer_and_sends_nothing(server, shop, nat, sandbox_bank):
+    page, _ = consent_page(server, shop, nat, payment_initiation(reference="A-REFERENCE-OF-24-CHARS"))
+    assert "None of your connected institutions can make this payment" in page.text
+    assert "longer than 18 characters" in page.text
+    assert 'name="registration"' not in page.text
+    answer = decide(nat, page, "deny")
+    assert_error_redirect(answer, server, "access_denied")
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0
+
+
+def test_an_app_not_registered_for_payments_cannot_ask(server, sandbox_bank):
+    reader = make_app(server, scope=f"openid {DATA}")
+    response = push(reader)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_authorization_details"
+    assert "payments" in response.json()["error_description"]
+
+
+def test_denial_at_the_bank_is_access_denied_and_nothing_is_paid(server, shop, nat, sandbox_bank):
+    answer, _ = pay(server, shop, nat, sandbox_bank, decision="deny")
+    assert answer["error"] == "access_denied" and answer["state"] == "st-1" and answer["iss"] == server.url
+    assert "not authorized at the bank" in answer["error_description"]
+    assert sandbox_bank.admin.stats()["payments"] == 0
+    person = server.services.store.people.find_by_username("nat")
+    assert server.services.store.payments.for_person(person.id) == []
+
+
+def test_paying_as_another_bank_customer_pays_nothing(server, shop, nat, sandbox_bank):
+    answer, _ = pay(server, shop, nat, sandbox_bank, username="someone-else")
+    assert answer["error"] == "upstream_error" and "different customer" in answer["error_description"]
+    assert sandbox_bank.admin.stats()["payments"] == 0
+
+
+def test_denial_on_the_consent_page_is_access_denied(server, shop, nat, sandbox_bank):
+    page, _ = consent_page(server, shop, nat)
+    assert_error_redirect(decide(nat, page, "deny"), server, "access_denied")
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0
+
+
+def test_only_the_app_paid_reads_the_payment(server, shop, nat, sandbox_bank):
+    answer, verifier = pay(server, shop, nat, sandbox_bank)
+    tokens = token(shop, answer["code"], verifier)
+    payment_id = tokens["authorization_details"][0]["payment_id"]
+    other = make_app(server, client_name="Other shop", scope="payments", grant_types=["client_credentials"],
+                     redirect_uris=[], response_types=[])
+    theirs = other.post("/token", {"grant_type": "client_credentials", "scope": "payments"}).json()
+    refused = read_payment(server, theirs["access_token"], payment_id)
+    assert refused.status_code == 404 and refused.json()["error"] == "not_found"
+    assert read_payment(server, tokens["access_token"], "no-such-payment").status_code == 404
+    assert read_payment(server, tokens["access_token"], payment_id).status_code == 200
+
+
+def test_a_payment_token_reads_no_data_and_a_data_token_reads_no_payment(server, shop, nat, sandbox_bank):
+    answer, verifier = pay(server, shop, nat, sandbox_bank)
+    tokens = token(shop, answer["code"], verifier)
+    introspection = shop.post("/introspect", {"token": tokens["access_token"]}).json()
+    assert introspection["active"] is True
+    assert not introspection.get("institutions")
+
+    reader = make_app(server, scope=f"openid {DATA}")
+    verifier, challenge = pkce()
+    url = authorization_url(server, client_id=reader.client_id, response_type="code", redirect_uri=REDIRECT,
+                            scope=f"openid {DATA}", state="st-1", code_challenge=challenge,
+                            code_challenge_method="S256")
+    data_answer = response_params(decide(nat, walk(nat, url)))
+    data_tokens = token(reader, data_answer["code"], verifier)
+    assert data_tokens["authorization_details"][0]["name"] == "Bank of Astoria"
+    refused = read_payment(server, data_tokens["access_token"],
+                           tokens["authorization_details"][0]["payment_id"])
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+    assert 'scope="payments"' in refused.headers["WWW-Authenticate"]
+
+
+def test_reading_a_payment_needs_a_token(server):
+    response = requests.get(f"{server.url}/payments/anything", timeout=10)
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
