@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aggregator.oauth.consent import scope_lines
-from aggregator.oauth.payment_initiation import sentence
+from aggregator.oauth.payment_initiation import description
 from aggregator.oauth.scopes import DESCRIPTIONS, SCOPES_SUPPORTED
 from aggregator.registry.names import order, unique_names
 from aggregator.services import services
@@ -57,6 +57,6 @@ def payments_per_app(person: PersonRecord) -> list[dict[str, Any]]:
             apps[record.client_id] = {"client_name": client.display_name if client else "A removed app",
                                       "payments": []}
         apps[record.client_id]["payments"].append({
-            "sentence": sentence(record.payment), "institution": record.institution,
+            "description": description(record.payment), "institution": record.institution,
             "status": record.status, "created_at": record.created_at})
     return list(apps.values())

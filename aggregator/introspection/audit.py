@@ -46,8 +46,8 @@ def record_edit(client_id: str, client_name: str, person_id: str, detail: str) -
 def record_payment(payment: PaymentRecord, client_name: str) -> AuditEvent:
     """Log a payment the person made to ``payment.client_id`` (``detail``: plain words)."""
     detail = (f"{payment.payment.amount} {payment.payment.currency} to "
-              f"{payment.payment.creditor_name}, reference {payment.payment.reference}: "
-              f"{payment.status}")
+              f"{payment.payment.creditor_name}, reference {payment.payment.reference}; "
+              f"the bank said {payment.status}")
     event = AuditEvent(
         at=int(time.time()), client_id=payment.client_id, client_name=client_name,
         person_id=payment.person_id, registrations=((payment.registration_id, payment.institution),),

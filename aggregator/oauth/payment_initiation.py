@@ -106,8 +106,13 @@ def money(payment: PaymentRequest) -> str:
 def sentence(payment: PaymentRequest) -> str:
     """What the consent page says, plainly: "Pay £1.50 to Acme Ltd (sort code 12-34-56,
     account 12345678), reference COFFEE-42"."""
+    return f"Pay {description(payment)}"
+
+
+def description(payment: PaymentRequest) -> str:
+    """"£1.50 to Acme Ltd (sort code 12-34-56, account 12345678), reference COFFEE-42"."""
     code = payment.sort_code
-    return (f"Pay {money(payment)} to {payment.creditor_name} (sort code {code[:2]}-{code[2:4]}-"
+    return (f"{money(payment)} to {payment.creditor_name} (sort code {code[:2]}-{code[2:4]}-"
             f"{code[4:]}, account {payment.account_number}), reference {payment.reference}")
 
 

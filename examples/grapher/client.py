@@ -29,6 +29,9 @@ from examples.grapher.settings import GrapherSettings
 
 #: what the Grapher asks for: who you are, a refresh token, and read access to your finances
 SCOPE = "openid offline_access accounts:read balances:read transactions:read"
+#: registered too, for the "Pay" action (examples/grapher/payments.py), which has its own callback
+PAY_SCOPE = "payments"
+PAY_CALLBACK = "/pay/callback"
 CLIENT_NAME = "Grapher"
 
 
@@ -121,10 +124,10 @@ def register(provider: Provider, settings: GrapherSettings, key: ClientKey,
     metadata = {
         "client_name": CLIENT_NAME,
         "client_uri": settings.base_url,
-        "redirect_uris": [settings.redirect_uri],
+        "redirect_uris": [settings.redirect_uri, settings.base_url + PAY_CALLBACK],
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
-        "scope": SCOPE,
+        "scope": f"{SCOPE} {PAY_SCOPE}",
         "token_endpoint_auth_method": "private_key_jwt",
         "token_endpoint_auth_signing_alg": key.alg,
         "jwks": key.public_jwks(),
@@ -167,8 +170,9 @@ class ASClient:
             PrivateKeyJWT(self.provider.issuer, alg=self.key.alg, headers={"kid": self.key.kid}))
         return session
 
-    def authorization_url(self, state: str, nonce: str, code_verifier: str) -> str:
-        """Where to send the browser: pushed (RFC 9126) when the AS offers PAR."""
+    def authorization_url(self, state: str, nonce: str, code_verifier: str, **overrides: str) -> str:
+        """Where to send the browser: pushed (RFC 9126) when the AS offers PAR. ``overrides``
+        replace or add request parameters (a payment's scope, details and callback)."""
         params = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -178,6 +182,7 @@ class ASClient:
             "nonce": nonce,
             "code_challenge": create_s256_code_challenge(code_verifier),  # RFC 7636 §4.2
             "code_challenge_method": "S256",
+            **overrides,
         }
         authorize = self.provider.endpoint("authorization_endpoint")
         par = self.provider.metadata.get("pushed_authorization_request_endpoint")
@@ -195,9 +200,11 @@ class ASClient:
             raise _oauth_failure("pushed authorization request endpoint", body, response.status_code)
         return f"{authorize}?{urlencode({'client_id': self.client_id, 'request_uri': body['request_uri']})}"
 
-    def exchange_code(self, code: str, code_verifier: str) -> dict[str, Any]:
-        """The token request (RFC 6749 §4.1.3) with the PKCE verifier; ``expires_at`` is added."""
+    def exchange_code(self, code: str, code_verifier: str, redirect_uri: str | None = None) -> dict[str, Any]:
+        """The token request (RFC 6749 §4.1.3) with the PKCE verifier; ``expires_at`` is added.
+        ``redirect_uri``: the one the authorization request named, when not the usual one."""
         with self.session() as session:
+            session.redirect_uri = redirect_uri or session.redirect_uri
             try:
                 token = session.fetch_token(self.provider.endpoint("token_endpoint"),
                                             grant_type="authorization_code", code=code,
