@@ -14,12 +14,17 @@ when the person chooses who pays. RFC 9396 §5: a detail that does not conform t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import InvalidAuthorizationDetails
+from aggregator.oauth.scopes import PAYMENTS
 from aggregator.store.payments import PaymentRecord
 from aggregator.upstream.contract import PaymentRequest
+
+if TYPE_CHECKING:
+    from aggregator.services import Services
 
 PAYMENT_INITIATION = "payment_initiation"
 #: a payment's states as apps see them (:data:`aggregator.upstream.contract.PaymentStatus`)
@@ -125,3 +130,13 @@ def granted_payment(record: PaymentRecord) -> dict[str, Any]:
         "payment_id": record.id,
         "status": record.status,
     }
+
+
+def granted_payments(svc: Services, person_id: str, family: str | None,
+                     scopes: Iterable[str]) -> list[dict[str, Any]]:
+    """The payment a token's code was issued for, as its token and introspection responses
+    carry it (RFC 9396 §7, §9.1); empty for any other token."""
+    if family is None or PAYMENTS not in scopes:
+        return []
+    record = svc.store.payments.for_family(person_id, family)
+    return [granted_payment(record)] if record is not None else []

@@ -16,6 +16,7 @@ from tests.oauth.apps import (
     authorization_url,
     decide,
     make_app,
+    new_key,
     pkce,
     response_params,
     walk,
@@ -190,3 +191,28 @@ def test_a_payment_token_reads_no_data_and_a_data_token_reads_no_payment(server,
 def test_reading_a_payment_needs_a_token(server):
     response = requests.get(f"{server.url}/payments/anything", timeout=10)
     assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+
+
+def test_a_payment_in_a_signed_request_object_is_validated_like_any_other(server, nat, sandbox_bank):
+    key = new_key()
+    shop = make_app(server, key=key, client_name="Acme Coffee", scope="openid payments")
+    _, challenge = pkce()
+    common = {"response_type": "code", "redirect_uri": REDIRECT, "state": "st-1",
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+    bad = shop.post("/par", {"request": shop.request_object(
+        **common, authorization_details=[payment_initiation("1.999")])})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_authorization_details"
+    good = shop.post("/par", {"request": shop.request_object(
+        **common, authorization_details=[payment_initiation()])})
+    assert good.status_code == 201, good.text
+    page = walk(nat, f"/authorize?client_id={shop.client_id}&request_uri={good.json()['request_uri']}")
+    assert payment_sentence(page).startswith("Pay £1.50 to Acme Ltd")
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0
+
+
+def test_a_payment_is_never_approved_silently(server, shop, nat):
+    pushed = push(shop, prompt="none")
+    assert pushed.status_code == 201
+    answer = nat.http.get(nat.url(f"/authorize?client_id={shop.client_id}"
+                                  f"&request_uri={pushed.json()['request_uri']}"), allow_redirects=False)
+    assert_error_redirect(answer, server, "consent_required")

@@ -55,7 +55,7 @@ def test_an_approved_payment_is_made_once_settles_and_shows_in_the_customers_dat
     assert created.status_code == 201 and created.json()["status"] == "awaiting_authorization"
     consent_id = created.json()["consent_id"]
     token = approved_token(sandbox_bank, consent_id)
-    assert token["scope"] == "payments"
+    assert token["scope"] == "payments" and "refresh_token" not in token
     made = make_payment(sandbox_bank, token["access_token"], consent_id)
     assert made.status_code == 201 and made.json()["status"] == "pending"
     assert made.json()["amount"] == {"value": 150, "currency": "GBP"}

@@ -270,7 +270,8 @@ class BankAuthorizationServer(AuthorizationServer):
             "expires_in": current_faults().access_token_ttl,
             "scope": scope,
         }
-        if include_refresh_token:
+        # a payment's token makes that one payment: nothing to renew
+        if include_refresh_token and PAYMENT_SCOPE not in scope.split():
             token["refresh_token"] = secrets.token_urlsafe(32)
         # Extension member (RFC 6749 §5.1 allows them): where this customer's API lives.
         token["endpoint"] = user.endpoint(self.settings.public_url)
