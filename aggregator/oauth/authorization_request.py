@@ -140,6 +140,9 @@ def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarge
     details = _details(client, params)
     scopes = _scopes(client, params, response_type, details)
     action, grant_id = _grant_management(params)
+    if details.payment is not None and action is not None:
+        raise InvalidRequest("A payment does not manage grants: send it without "
+                             "grant_management_action.")
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=target.redirect_uri,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.introspection.test_story import connect
 from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, make_app, signed_up
-from tests.payments.journeys import connect
 
 
 @pytest.fixture

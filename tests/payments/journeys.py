@@ -23,15 +23,6 @@ def payment_initiation(amount: str = "1.50", *, reference: str = "COFFEE-42",
             "remittanceInformationUnstructured": reference, **extra}
 
 
-def connect(agent: PersonAgent, bank: Any, institution: str, username: str = "nat") -> None:
-    """Connect an institution through the AS's pages and the bank's login."""
-    start = agent.post_form("/connections/new", {"provider": "sandbox", "institution": institution},
-                            form_page="/connections/new")
-    assert start.status_code == 303, start.text
-    callback = bank.login_and_approve(start.headers["Location"], username=username)
-    assert agent.http.get(callback, allow_redirects=False).status_code == 303
-
-
 def push(app: App, detail: dict[str, Any] | None = None, **params: str) -> requests.Response:
     """The pushed authorization request (RFC 9126) of a payment."""
     _, challenge = pkce()

@@ -102,6 +102,8 @@ def test_a_payment_cannot_be_mixed_with_data(server, shop):
                                  [payment_initiation(), {"type": "account_information",
                                                          "actions": ["accounts:read"]}])})
     assert two.json()["error"] == "invalid_authorization_details"
+    managing = push(shop, grant_management_action="replace", grant_id="g-1")
+    assert managing.json()["error"] == "invalid_request"
     bare = shop.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "payments",
                               "code_challenge": pkce()[1], "code_challenge_method": "S256"})
     assert bare.json()["error"] == "invalid_scope"
