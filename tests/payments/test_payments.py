@@ -9,6 +9,8 @@ import time
 import pytest
 import requests
 
+from aggregator.accounts.lifecycle import delete_person
+from aggregator.store import key_names
 from tests.oauth.apps import (
     DATA,
     REDIRECT,
@@ -218,3 +220,36 @@ def test_a_payment_is_never_approved_silently(server, shop, nat):
     answer = nat.http.get(nat.url(f"/authorize?client_id={shop.client_id}"
                                   f"&request_uri={pushed.json()['request_uri']}"), allow_redirects=False)
     assert_error_redirect(answer, server, "consent_required")
+
+
+def test_a_payment_the_account_cannot_cover_is_rejected_and_the_app_told(server, shop, nat, sandbox_bank):
+    answer, _ = pay(server, shop, nat, sandbox_bank, detail=payment_initiation("999999999.00"))
+    assert answer["error"] == "access_denied" and "could not cover" in answer["error_description"]
+    person = server.services.store.people.find_by_username("nat")
+    [record] = server.services.store.payments.for_person(person.id)
+    assert record.status == "rejected" and record.client_id == shop.client_id
+    dashboard = nat.http.get(nat.url("/")).text
+    assert "rejected" in dashboard and "the bank said rejected" in dashboard
+
+
+def test_a_replayed_bank_callback_completes_nothing_twice(server, shop, nat, sandbox_bank):
+    page, _ = consent_page(server, shop, nat)
+    to_bank = decide(nat, page)
+    callback = sandbox_bank.login_and_approve(to_bank.headers["Location"], username="nat")
+    assert nat.http.get(callback, allow_redirects=False).headers["Location"].startswith(REDIRECT)
+    replay = nat.http.get(callback, allow_redirects=False)
+    assert replay.status_code == 400 and "expired or was already completed" in replay.text
+    assert sandbox_bank.admin.stats()["payments"] == 1
+
+
+def test_deleting_the_person_erases_their_payments(server, shop, nat, sandbox_bank):
+    answer, verifier = pay(server, shop, nat, sandbox_bank)
+    tokens = token(shop, answer["code"], verifier)
+    store = server.services.store
+    person = store.people.find_by_username("nat")
+    [record] = store.payments.for_person(person.id)
+    assert delete_person(server.services, person) == []
+    assert store.payments.get(record.id) is None
+    assert not store.redis.exists(key_names.payment(person.id, record.id),
+                                  key_names.person_payments(person.id))
+    assert read_payment(server, tokens["access_token"], record.id).status_code == 401
