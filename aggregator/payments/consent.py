@@ -82,6 +82,7 @@ def payment_page(svc: Services, client: ClientRecord, pending: Pending, person: 
         refused=[{"name": found.names[record.id], "reason": reason} for record, reason in found.refused],
         names=found.names,
         chosen=chosen,
+        error=error,
         provider_names={name: plugin.display_name for name, plugin in svc.plugins.items()},
         action=continue_url,
         connect_url=url_for("registry.new_connection", next=continue_url),

@@ -23,6 +23,7 @@ from tests.oauth.apps import (
     response_params,
     walk,
 )
+from tests.oauth.test_dpop import Holder
 from tests.payments.journeys import (
     consent_page,
     pay,
@@ -253,3 +254,28 @@ def test_deleting_the_person_erases_their_payments(server, shop, nat, sandbox_ba
     assert not store.redis.exists(key_names.payment(person.id, record.id),
                                   key_names.person_payments(person.id))
     assert read_payment(server, tokens["access_token"], record.id).status_code == 401
+
+
+def test_a_dpop_bound_payment_token_reads_the_payment_only_with_its_proof(server, shop, nat, sandbox_bank):
+    holder = Holder()
+    answer, verifier = pay(server, shop, nat, sandbox_bank)
+    exchanged = shop.post("/token", {"grant_type": "authorization_code", "code": answer["code"],
+                                     "redirect_uri": REDIRECT, "code_verifier": verifier},
+                          headers={"DPoP": holder.proof("POST", f"{server.url}/token")})
+    tokens = exchanged.json()
+    assert tokens["token_type"] == "DPoP", tokens
+    url = f"{server.url}/payments/{tokens['authorization_details'][0]['payment_id']}"
+    proven = requests.get(url, timeout=10, headers={
+        "Authorization": f"DPoP {tokens['access_token']}",
+        "DPoP": holder.proof("GET", url, token=tokens["access_token"])})
+    assert proven.status_code == 200 and proven.json()["creditorName"] == "Acme Ltd"
+    bearer = requests.get(url, timeout=10, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert bearer.status_code == 401
+
+
+def test_paying_from_an_institution_not_offered_is_refused_on_the_page(server, shop, nat, sandbox_bank):
+    page, _ = consent_page(server, shop, nat)
+    for forged in (["not-a-registration"], []):
+        again = decide(nat, page, registrations=forged)
+        assert again.status_code == 400 and "Choose one of the listed institutions" in again.text
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0
