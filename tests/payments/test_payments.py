@@ -279,3 +279,22 @@ def test_paying_from_an_institution_not_offered_is_refused_on_the_page(server, s
         again = decide(nat, page, registrations=forged)
         assert again.status_code == 400 and "Choose one of the listed institutions" in again.text
     assert sandbox_bank.admin.stats()["payment_consents"] == 0
+
+
+def test_one_apps_data_grant_and_payment_stay_apart(server, nat, sandbox_bank):
+    app = make_app(server, client_name="Acme Coffee", scope="openid accounts:read payments")
+    verifier, challenge = pkce()
+    url = authorization_url(server, client_id=app.client_id, response_type="code", redirect_uri=REDIRECT,
+                            scope="openid accounts:read", state="st-1", code_challenge=challenge,
+                            code_challenge_method="S256")
+    data_tokens = token(app, response_params(decide(nat, walk(nat, url)))["code"], verifier)
+    answer, verifier = pay(server, app, nat, sandbox_bank)
+    paid = token(app, answer["code"], verifier)
+    assert paid["grant_id"] == data_tokens["grant_id"]  # one grant per app and person
+    introspection = app.post("/introspect", {"token": paid["access_token"]}).json()
+    assert introspection["institutions"] == {}
+    payment_id = paid["authorization_details"][0]["payment_id"]
+    refused = read_payment(server, data_tokens["access_token"], payment_id)
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+    data = app.post("/introspect", {"token": data_tokens["access_token"]}).json()
+    assert set(data["institutions"]) == {"Bank of Astoria"}
