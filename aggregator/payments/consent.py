@@ -53,11 +53,12 @@ def payers(svc: Services, person: PersonRecord, payment: PaymentRequest) -> Paye
         plugin = svc.plugins.get(record.provider)
         if plugin is None or not supports_payments(plugin):
             continue  # not offered for payments at all
+        assert isinstance(plugin, PaymentsCapability)
         if record.status != "ok":
             refused.append((record, "reconnect it first"))
             continue
         try:
-            plugin.check_payment(payment)  # type: ignore[attr-defined]
+            plugin.check_payment(payment)
         except InvalidPaymentRequest as exc:
             refused.append((record, exc.description))
             continue
