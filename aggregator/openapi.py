@@ -38,6 +38,7 @@ from aggregator.oauth.schemas import (
     UserinfoRequestSchema,
     UserinfoSchema,
 )
+from aggregator.payments.schemas import PaymentSchema
 from aggregator.services import services
 
 PATH = "/openapi.json"
@@ -188,6 +189,15 @@ def _paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
                      "responses": {200: _json("The claims.", UserinfoSchema),
                                    **_errors(400, 401, 403, 413)}},
         }, []),
+        ("/payments/{payment_id}", {
+            "get": {"operationId": "readPayment", "summary": "A payment made to the app (RFC 9396 "
+                                                             "payment_initiation)",
+                    "description": "The app's access token with the payments scope; only the app "
+                                   "the payment was made to reads it (404 otherwise).",
+                    "security": [{"accessToken": []}],
+                    "responses": {200: _json("The payment.", PaymentSchema), **_errors(400, 401, 403, 404)}},
+        }, [_path_parameter("payment_id", "The payment_id of the token response's "
+                                          "payment_initiation entry.")]),
         ("/healthz", {"get": {"operationId": "healthz", "summary": "Liveness", "security": [],
                               "responses": {200: _json("Up.", HealthSchema)}}}, []),
         ("/readyz", {"get": {"operationId": "readyz", "summary": "Readiness: Redis answers", "security": [],

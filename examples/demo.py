@@ -59,6 +59,9 @@ def _instructions(as_url: str, bank_url: str, grapher_url: str, fapi2: bool) -> 
   5. The Grapher draws your balances and monthly spending.
   6. Revoke the Grapher's access on {as_url}/ ("Revoke access"), reload the Grapher:
      it says access has ended.
+  7. On the Grapher, press "Pay £1.50": pick Bank of Astoria at your authorization server,
+     approve at the bank, and the Grapher shows the payment completed (and Astoria's
+     transactions show it).
 {mode}
   Press Ctrl-C to stop everything.
 """

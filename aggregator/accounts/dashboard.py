@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aggregator.oauth.consent import scope_lines
+from aggregator.oauth.payment_initiation import description
 from aggregator.oauth.scopes import DESCRIPTIONS, SCOPES_SUPPORTED
 from aggregator.registry.names import order, unique_names
 from aggregator.services import services
@@ -42,4 +43,20 @@ def dashboard_context(person: PersonRecord) -> dict[str, Any]:
     ]
     providers = {name: plugin.display_name for name, plugin in services().plugins.items()}
     return {"registrations": registrations, "grants": grants, "providers": providers,
-            "activity": recent_activity(person.id, limit=10), "notices": notices}
+            "activity": recent_activity(person.id, limit=10), "notices": notices,
+            "payments": payments_per_app(person)}
+
+
+def payments_per_app(person: PersonRecord) -> list[dict[str, Any]]:
+    """The person's payments, newest first, grouped by the app they paid."""
+    store = services().store
+    apps: dict[str, dict[str, Any]] = {}
+    for record in store.payments.for_person(person.id):
+        if record.client_id not in apps:
+            client = store.clients.get(record.client_id)
+            apps[record.client_id] = {"client_name": client.display_name if client else "A removed app",
+                                      "payments": []}
+        apps[record.client_id]["payments"].append({
+            "description": description(record.payment), "institution": record.institution,
+            "status": record.status, "created_at": record.created_at})
+    return list(apps.values())

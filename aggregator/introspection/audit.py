@@ -11,6 +11,7 @@ from flask import g, has_request_context
 
 from aggregator.services import services
 from aggregator.store.audit import AuditEvent
+from aggregator.store.payments import PaymentRecord
 
 
 def record_release(
@@ -42,12 +43,30 @@ def record_edit(client_id: str, client_name: str, person_id: str, detail: str) -
     return event
 
 
+def record_payment(payment: PaymentRecord, client_name: str) -> AuditEvent:
+    """Log a payment the person made to ``payment.client_id`` (``detail``: plain words)."""
+    detail = (f"{payment.payment.amount} {payment.payment.currency} to "
+              f"{payment.payment.creditor_name}, reference {payment.payment.reference}; "
+              f"the bank said {payment.status}")
+    event = AuditEvent(
+        at=int(time.time()), client_id=payment.client_id, client_name=client_name,
+        person_id=payment.person_id, registrations=((payment.registration_id, payment.institution),),
+        request_id=getattr(g, "request_id", None) if has_request_context() else None,
+        kind="payment", detail=detail,
+    )
+    services().store.audit.append(event)
+    return event
+
+
 def describe(event: AuditEvent) -> str:
     """"Grapher read Bank of Astoria and Monami Card at 2026-11-22 10:31 UTC"."""
     when = datetime.fromtimestamp(event.at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     app = event.client_name or event.client_id
     if event.kind == "consent_edited":
         return f"You changed what {app} can read ({event.detail}) at {when}"
+    if event.kind == "payment":
+        paid_from = event.registrations[0][1] if event.registrations else "your bank"
+        return f"You paid {app} from {paid_from} ({event.detail}) at {when}"
     names = [name for _, name in event.registrations]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"{app} read {listed} at {when}"

@@ -27,6 +27,7 @@ from aggregator.introspection.rejected import report_rejected
 from aggregator.introspection.response import INACTIVE, Institutions, institutions
 from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
 from aggregator.oauth.id_token import pairwise_subject
+from aggregator.oauth.payment_initiation import granted_payments
 from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import services
@@ -84,8 +85,9 @@ def describe(client: ClientRecord, token: str, rejected: str | None = None,
     if rejected is not None:
         report_rejected(svc, grant, record, rejected)
     found = institutions(svc, grant, record, recent=rejected is None)
-    if found.details:  # RFC 9396 §9.1
-        body["authorization_details"] = found.details
+    details = found.details + granted_payments(svc, record.person_id, record.family, record.scopes)
+    if details:  # RFC 9396 §9.1
+        body["authorization_details"] = details
     body["institutions"] = found.entries
     return body, found
 

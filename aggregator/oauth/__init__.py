@@ -35,6 +35,7 @@ def init_oauth(app: Flask) -> None:
         userinfo,
     )
     from aggregator.oauth.blueprints import api, pages
+    from aggregator.payments import endpoint  # noqa: F401  (GET /payments/{payment_id})
 
     app.register_blueprint(api)
     app.register_blueprint(pages)

@@ -1,4 +1,6 @@
-"""Rich authorization requests (RFC 9396) for data access: the ``account_information`` type.
+"""Rich authorization requests (RFC 9396): the one parser of ``authorization_details``, and the
+``account_information`` type for data access (``payment_initiation`` is in
+:mod:`.payment_initiation`).
 
 An app may ask with scopes, with ``authorization_details``, or both. Each is reduced to the same
 thing, a tuple of :class:`DataAsk`: which data scopes (``actions``), and for which of the
@@ -17,11 +19,12 @@ from typing import Any
 
 from aggregator import json_input
 from aggregator.errors import InvalidAuthorizationDetails
-from aggregator.upstream.contract import DATA_SCOPES
+from aggregator.oauth.payment_initiation import PAYMENT_INITIATION, parse_payment
+from aggregator.upstream.contract import DATA_SCOPES, PaymentRequest
 
 ACCOUNT_INFORMATION = "account_information"
 #: RFC 9396 §10 / RFC 8414: what discovery lists as ``authorization_details_types_supported``
-TYPES_SUPPORTED: tuple[str, ...] = (ACCOUNT_INFORMATION,)
+TYPES_SUPPORTED: tuple[str, ...] = (ACCOUNT_INFORMATION, PAYMENT_INITIATION)
 #: the members an ``account_information`` detail may carry
 _MEMBERS = frozenset({"type", "actions", "institutions"})
 #: generous bounds: a person has a handful of institutions, we offer three actions
@@ -53,10 +56,22 @@ class DataAsk:
         return self.institutions is None or institution_name in self.institutions
 
 
-def parse(value: str | None) -> tuple[DataAsk, ...]:
-    """The ``authorization_details`` parameter (a JSON array, RFC 9396 §2) as data asks."""
+@dataclass(frozen=True)
+class Details:
+    """An ``authorization_details`` parameter: its data asks, or the one payment it asks."""
+
+    data: tuple[DataAsk, ...] = ()
+    payment: PaymentRequest | None = None
+
+
+def parse(value: str | None) -> Details:
+    """The ``authorization_details`` parameter (a JSON array, RFC 9396 §2).
+
+    A payment is asked on its own: one ``payment_initiation`` entry and nothing else, so that a
+    token issued for a payment never reaches data.
+    """
     if value is None or value == "":
-        return ()
+        return Details()
     if len(value) > _MAX_JSON:
         raise InvalidAuthorizationDetails("authorization_details is too long.")
     try:
@@ -67,10 +82,16 @@ def parse(value: str | None) -> tuple[DataAsk, ...]:
         raise InvalidAuthorizationDetails("authorization_details must be a non-empty JSON array.")
     if len(details) > _MAX_DETAILS:
         raise InvalidAuthorizationDetails("authorization_details has too many entries.")
-    return tuple(_detail(item) for item in details)
+    kinds = [_type(item) for item in details]
+    if PAYMENT_INITIATION not in kinds:
+        return Details(data=tuple(_data_ask(item) for item in details))
+    if len(details) > 1:
+        raise InvalidAuthorizationDetails(
+            f"Ask for one {PAYMENT_INITIATION} on its own, with no other authorization detail.")
+    return Details(payment=parse_payment(details[0]))
 
 
-def _detail(item: Any) -> DataAsk:
+def _type(item: Any) -> str:
     if not isinstance(item, dict):
         raise InvalidAuthorizationDetails("Each authorization detail must be a JSON object.")
     kind = item.get("type")
@@ -78,6 +99,10 @@ def _detail(item: Any) -> DataAsk:
         raise InvalidAuthorizationDetails("Each authorization detail needs a type (RFC 9396 §2).")
     if kind not in TYPES_SUPPORTED:
         raise InvalidAuthorizationDetails(f"Unknown authorization details type {kind[:50]!r}.")
+    return kind
+
+
+def _data_ask(item: dict[str, Any]) -> DataAsk:
     unknown = set(item) - _MEMBERS
     if unknown:
         raise InvalidAuthorizationDetails(

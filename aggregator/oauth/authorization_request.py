@@ -18,16 +18,17 @@ from aggregator.errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
-from aggregator.oauth.authorization_details import DataAsk, asks_for
+from aggregator.oauth.authorization_details import DataAsk, Details, asks_for
 from aggregator.oauth.authorization_details import parse as parse_details
 from aggregator.oauth.claims import parse_claims
 from aggregator.oauth.client_metadata import RESPONSE_TYPES
 from aggregator.oauth.dpop import check_jkt
 from aggregator.oauth.request_object import request_object_params
 from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
-from aggregator.oauth.scopes import OPENID, parse_scope
+from aggregator.oauth.scopes import OPENID, PAYMENTS, data_scopes, parse_scope
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
+from aggregator.upstream.contract import PaymentRequest
 
 PROMPTS = ("none", "login", "consent")
 #: OpenID Grant Management for OAuth 2.0 §4.1
@@ -58,12 +59,16 @@ class AuthorizationRequest:
     grant_id: str | None = None
     #: RFC 9449 §10: the DPoP key the code must be redeemed with
     dpop_jkt: str | None = None
+    #: RFC 9396 ``payment_initiation``: the one payment asked (scope ``payments``)
+    payment: PaymentRequest | None = None
 
     @property
     def all_scopes(self) -> tuple[str, ...]:
-        """The scopes asked, with every action of the authorization details added."""
+        """The scopes asked, with every action of the authorization details (and ``payments``
+        for a payment) added."""
         actions = sorted(frozenset().union(*(ask.actions for ask in self.details)))
-        return tuple(dict.fromkeys(self.scopes + tuple(actions)))
+        paying = (PAYMENTS,) if self.payment is not None else ()
+        return tuple(dict.fromkeys(self.scopes + tuple(actions) + paying))
 
     @property
     def scope(self) -> str:
@@ -83,8 +88,10 @@ class AuthorizationRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        payment = data.get("payment")
         return cls(**{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data["prompt"]),
-                      "details": tuple(DataAsk.from_dict(d) for d in data.get("details", ()))})
+                      "details": tuple(DataAsk.from_dict(d) for d in data.get("details", ())),
+                      "payment": PaymentRequest(**payment) if payment else None})
 
 
 def with_request_object(svc: Services, client: ClientRecord, params: dict[str, str]) -> dict[str, str]:
@@ -133,6 +140,9 @@ def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarge
     details = _details(client, params)
     scopes = _scopes(client, params, response_type, details)
     action, grant_id = _grant_management(params)
+    if details.payment is not None and action is not None:
+        raise InvalidRequest("A payment does not manage grants: send it without "
+                             "grant_management_action.")
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=target.redirect_uri,
@@ -145,7 +155,8 @@ def validate(client: ClientRecord, params: dict[str, str], target: ResponseTarge
         prompt=_prompt(params),
         max_age=_max_age(params),
         claims=parse_claims(params.get("claims")),
-        details=details,
+        details=details.data,
+        payment=details.payment,
         grant_management_action=action,
         grant_id=grant_id,
         dpop_jkt=check_jkt(params.get("dpop_jkt")),  # RFC 9449 §10
@@ -164,10 +175,14 @@ def _response_type(client: ClientRecord, params: dict[str, str]) -> str:
     return normalized
 
 
-def _details(client: ClientRecord, params: dict[str, str]) -> tuple[DataAsk, ...]:
-    """RFC 9396 §2; the actions must be scopes this client is registered for (§5)."""
+def _details(client: ClientRecord, params: dict[str, str]) -> Details:
+    """RFC 9396 §2; the actions (and a payment's ``payments``) must be scopes this client is
+    registered for (§5)."""
     details = parse_details(params.get("authorization_details"))
-    outside = sorted(frozenset().union(*(ask.actions for ask in details)) - set(client.scopes))
+    needed = frozenset().union(*(ask.actions for ask in details.data))
+    if details.payment is not None:
+        needed |= {PAYMENTS}
+    outside = sorted(needed - set(client.scopes))
     if outside:
         raise InvalidAuthorizationDetails(f"This client is not registered for: {' '.join(outside)}.")
     return details
@@ -188,10 +203,14 @@ def _grant_management(params: dict[str, str]) -> tuple[str | None, str | None]:
 
 
 def _scopes(client: ClientRecord, params: dict[str, str], response_type: str,
-            details: tuple[DataAsk, ...]) -> tuple[str, ...]:
+            details: Details) -> tuple[str, ...]:
     scopes = parse_scope(params.get("scope"))
-    if not scopes and not details:
+    if not scopes and not details.data and details.payment is None:
         raise InvalidScope("Ask for at least one scope, or send authorization_details.")
+    if PAYMENTS in scopes and details.payment is None:
+        raise InvalidScope(f"The {PAYMENTS} scope goes with a payment_initiation authorization detail.")
+    if details.payment is not None and data_scopes(scopes):
+        raise InvalidScope("A payment is asked on its own: send the data scopes in another request.")
     outside = [scope for scope in scopes if scope not in client.scopes]
     if outside:
         raise InvalidScope(f"This client is not registered for: {' '.join(outside)}.")

@@ -53,10 +53,12 @@ from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
 from aggregator.oauth.pending import Pending
 from aggregator.oauth.responses import respond, respond_error
+from aggregator.payments.consent import begin_payment, payment_page
 from aggregator.security import csrf_exempt
 from aggregator.services import Services, services
 from aggregator.store.clients import ClientRecord
 from aggregator.store.grants import Grant, Pairs
+from aggregator.store.payments import PaymentRecord
 from aggregator.store.people import PersonRecord
 from aggregator.store.registrations import RegistrationRecord
 
@@ -73,6 +75,8 @@ def authorize() -> Response:
         if (svc.settings.require_par or client.require_pushed_authorization_requests) and not pushed:
             raise InvalidRequest("This client must push its authorization request (PAR) first.")
         authorization = validate(client, params, target)
+        if authorization.payment is not None and not pushed:  # RFC 9126 §5: required for payments
+            raise InvalidRequest("A payment must be pushed (PAR) first, not sent to /authorize.")
     except ProtocolError as exc:
         return respond_error(target, exc)
     pending = pending_requests.remember(svc, authorization)
@@ -118,7 +122,8 @@ def proceed(svc: Services, pending: Pending, *, show_consent: bool = False) -> R
             return _to_login(pending)
         client = _still_registered(svc, authorization)
         consent = consent_request(svc, client, person, authorization)
-        silent = "consent" not in authorization.prompt and \
+        # a payment is always the person's own decision, never a standing grant's
+        silent = "consent" not in authorization.prompt and authorization.payment is None and \
             authorization.grant_management_action in (None, "merge")
         if silent and consent.covered():
             assert consent.grant is not None
@@ -174,17 +179,18 @@ def _still_registered(svc: Services, authorization: AuthorizationRequest) -> Cli
 
 
 def _issue(svc: Services, client: ClientRecord, pending: Pending, person: PersonRecord,
-           grant: Grant, pairs: Pairs) -> Response:
+           grant: Grant, pairs: Pairs, payment: PaymentRecord | None = None) -> Response:
     """Answer the client with a code (and an ID token for ``code id_token``), exactly once.
 
-    The code carries the pairs of this consent and only the personal claims the person allowed.
+    The code carries the pairs of this consent and only the personal claims the person allowed;
+    the tokens of a payment's code carry that payment.
     """
     if svc.store.pending.take(pending.id) is None:
         raise InvalidRequest("This sign-in request was already completed.")
     authorization = pending.authorization
     auth_time = int(session.get("auth_time") or time.time())
     claims = released_claims(authorization.claims, grant)
-    code, _ = svc.store.codes.issue(
+    code, issued = svc.store.codes.issue(
         client_id=client.client_id, person_id=person.id, grant_id=grant.id,
         redirect_uri=authorization.redirect_uri, scope=authorization.scope,
         code_challenge=authorization.code_challenge, nonce=authorization.nonce,
@@ -192,6 +198,8 @@ def _issue(svc: Services, client: ClientRecord, pending: Pending, person: Person
         max_age_requested=authorization.max_age is not None, pairs=pairs,
         dpop_jkt=authorization.dpop_jkt,
     )
+    if payment is not None:
+        svc.store.payments.link_family(payment, issued.family)
     params = {"code": code}
     if authorization.response_type == "code id_token":
         params["id_token"] = issue_id_token(
@@ -229,6 +237,8 @@ def decide(pending_id: str) -> Response:
         if person is None:
             return _to_login(pending)
         client = _still_registered(svc, authorization)
+        if authorization.payment is not None:
+            return begin_payment(svc, client, pending, person, request.form.getlist("registration"))
         consent = consent_request(svc, client, person, authorization)
         ticked = request.form.getlist("registration")
         try:
@@ -252,6 +262,10 @@ def _consent_page(svc: Services, client: ClientRecord, pending: Pending, consent
                   status: int = 200) -> Response:
     """What is new and what is already shared (OIDC Core §3.1.2.4), one checkbox per institution."""
     authorization = consent.authorization
+    if authorization.payment is not None:
+        person = current_person()
+        assert person is not None
+        return payment_page(svc, client, pending, person, error=error, status=status)
     grant = consent.grant
     continue_url = pending_requests.continue_url(pending)
     already = []
@@ -278,3 +292,21 @@ def _consent_page(svc: Services, client: ClientRecord, pending: Pending, consent
         connect_url=url_for("registry.new_connection", next=continue_url),
     )
     return Response(html, status)
+
+
+# ------------------------------------------------------------------ after the bank (payments)
+
+
+def finish_payment(svc: Services, pending: Pending, person: PersonRecord,
+                   outcome: PaymentRecord | ProtocolError) -> Response:
+    """The app's authorization response once the person was at their bank: the error, or a code
+    whose tokens carry the payment (the grant gains the payment's scopes, never data)."""
+    if isinstance(outcome, ProtocolError):
+        return _fail(svc, pending, outcome)
+    try:
+        client = _still_registered(svc, pending.authorization)
+        consent = consent_request(svc, client, person, pending.authorization)
+        grant, pairs = record_consent(svc, client, person, consent, frozenset())
+        return _issue(svc, client, pending, person, grant, pairs, payment=outcome)
+    except ProtocolError as exc:
+        return _fail(svc, pending, exc)

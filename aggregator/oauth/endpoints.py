@@ -53,3 +53,7 @@ class Endpoints:
 
     def grant(self, grant_id: str) -> str:
         return f"{self.grant_management}/{grant_id}"
+
+    def payment(self, payment_id: str) -> str:
+        """``GET`` a payment made to the app (``payments`` scope)."""
+        return f"{self.issuer}/payments/{payment_id}"

@@ -14,6 +14,7 @@ from aggregator.oauth.authorization_details import ACCOUNT_INFORMATION
 from aggregator.oauth.authorization_request import GRANT_MANAGEMENT_ACTIONS
 from aggregator.oauth.client_auth import JWT_BEARER
 from aggregator.oauth.client_metadata import GRANT_TYPES, ClientMetadataSchema
+from aggregator.oauth.payment_initiation import PAYMENT_INITIATION, PAYMENT_STATUSES
 from aggregator.oauth.responses import RESPONSE_MODES
 
 
@@ -51,12 +52,19 @@ class ClientAuthSchema(_Request):
 
 
 class GrantedDetailSchema(_Response):
-    """RFC 9396 §7: what was granted at one institution."""
+    """RFC 9396 §7: what was granted at one institution (``account_information``: ``actions``,
+    ``registration_id``, ``name``), or the payment made (``payment_initiation``:
+    ``instructedAmount``, ``creditorName``, ``payment_id``, ``status``)."""
 
-    type = fields.String(required=True, validate=validate.OneOf([ACCOUNT_INFORMATION]))
-    actions = fields.List(fields.String(), required=True)
-    registration_id = fields.String(required=True)
-    name = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf([ACCOUNT_INFORMATION,
+                                                                 PAYMENT_INITIATION]))
+    actions = fields.List(fields.String())
+    registration_id = fields.String()
+    name = fields.String()
+    instructedAmount = fields.Dict(keys=fields.String(), values=fields.String())  # noqa: N815
+    creditorName = fields.String()  # noqa: N815 - RFC 9396 names
+    payment_id = fields.String(metadata=_doc("Read it at GET /payments/{payment_id}."))
+    status = fields.String(validate=validate.OneOf(PAYMENT_STATUSES))
 
 
 # ------------------------------------------------------------------ /token

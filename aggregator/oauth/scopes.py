@@ -9,10 +9,12 @@ from aggregator.upstream.contract import DATA_SCOPES
 
 OPENID = "openid"
 OFFLINE_ACCESS = "offline_access"
+#: pay the app once, as the ``payment_initiation`` authorization detail says (never reads data)
+PAYMENTS = "payments"
 
 #: every scope, in the order discovery lists them and the consent page explains them
 SCOPES_SUPPORTED: tuple[str, ...] = (OPENID, OFFLINE_ACCESS, "accounts:read", "balances:read",
-                                     "transactions:read")
+                                     "transactions:read", PAYMENTS)
 
 #: what the consent page says for each scope
 DESCRIPTIONS: dict[str, str] = {
@@ -21,6 +23,7 @@ DESCRIPTIONS: dict[str, str] = {
     "accounts:read": "See your accounts: their names, types and numbers",
     "balances:read": "See your account balances",
     "transactions:read": "See your transactions: amounts, dates and descriptions",
+    PAYMENTS: "Ask you to make one payment to it, which you approve at your bank",
 }
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

@@ -35,6 +35,7 @@ from aggregator.oauth.blueprints import api
 from aggregator.oauth.consents import end_grant
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import require
+from aggregator.oauth.payment_initiation import granted_payments
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
 from aggregator.oauth.steps import client_request
 from aggregator.registry.names import unique_names
@@ -215,6 +216,9 @@ def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes:
     if reached:  # RFC 9396 §7
         names = unique_names(svc.store.registrations.list(person_id))
         response["authorization_details"] = granted_details(reached, names)
+    payments = granted_payments(svc, person_id, family, scopes)
+    if payments:  # RFC 9396 §7: the payment this token's code was issued for
+        response["authorization_details"] = response.get("authorization_details", []) + payments
     if OPENID in scopes:
         response["id_token"] = issue_id_token(svc, client, person_id=person_id, nonce=nonce,
                                               auth_time=auth_time, include_auth_time=include_auth_time,

@@ -14,6 +14,7 @@ from aggregator.errors import (
     UpstreamFailed,
     render_error,
 )
+from aggregator.payments.callback import complete_payment
 from aggregator.registry import linking
 from aggregator.security import csrf_exempt
 from aggregator.services import services
@@ -111,9 +112,13 @@ def callback(provider: str):
         return render_template("fragment_relay.html", action=request.path)
     person = current_person()
     assert person is not None
+    answer = {key: params.get(key, "") for key in params}
+    # the upstream's answer to a payment authorization comes here too, told apart by its state
+    paid = complete_payment(services(), person, linking.session_binding(session), provider, answer)
+    if paid is not None:
+        return paid
     saved, return_to = linking.complete_link(
-        services(), person, linking.session_binding(session), provider,
-        {key: params.get(key, "") for key in params},
+        services(), person, linking.session_binding(session), provider, answer,
     )
     flash("Connected " + ", ".join(r.institution_name for r in saved) + ".")
     return redirect(return_to, code=303)

@@ -25,6 +25,7 @@ from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
 from aggregator.store.notices import NoticeRepository
 from aggregator.store.par import PushedRequestRepository
+from aggregator.store.payments import PaymentRepository
 from aggregator.store.people import PeopleRepository
 from aggregator.store.readiness import ReadinessProbe
 from aggregator.store.refresh_jobs import RefreshJobs
@@ -138,3 +139,7 @@ class Store:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self.redis, self.keyring)
+
+    @cached_property
+    def payments(self) -> PaymentRepository:
+        return PaymentRepository(self.redis, self.keyring, self.durability)

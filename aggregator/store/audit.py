@@ -20,8 +20,9 @@ GLOBAL_CAP = 10_000
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One release of upstream tokens to an app (``kind`` release), or the person's change to
-    what an app may read (``kind`` consent_edited, with ``detail`` in plain words)."""
+    """One release of upstream tokens to an app (``kind`` release), the person's change to
+    what an app may read (``kind`` consent_edited), or a payment the person made to an app
+    (``kind`` payment, from the one registration named); ``detail`` in plain words."""
 
     at: int
     client_id: str

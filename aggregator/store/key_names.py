@@ -240,3 +240,31 @@ def refresh_job(person_id: str, registration_id: str, scope_key: str) -> str:
 def refresh_outcome(person_id: str, registration_id: str, scope_key: str) -> str:
     """The latest failed refresh of one (registration, scope set), for the requests waiting."""
     return f"refresh-failed:{person_tag(person_id)}:{registration_id}:{scope_key}"
+
+
+# payments: waiting at the bank (by the SHA-256 of the state sent upstream), then made
+def payment_state(state_hash: str) -> str:
+    return f"pay-state:{state_hash}"
+
+
+def payment(person_id: str, payment_id: str) -> str:
+    return f"payment:{person_tag(person_id)}:{payment_id}"
+
+
+def person_payments(person_id: str) -> str:
+    """Sorted set (score = created_at) of the person's payment ids."""
+    return f"payments:{person_tag(person_id)}"
+
+
+def payment_owner(payment_id: str) -> str:
+    return f"payment-owner:{payment_id}"
+
+
+def client_payments(client_id: str) -> str:
+    """Sorted set (score = created_at) of the ids of the payments made to a client."""
+    return f"client-payments:{client_tag(client_id)}"
+
+
+def payment_family(person_id: str, family: str) -> str:
+    """The payment whose authorization code started this token family."""
+    return f"payment-family:{person_tag(person_id)}:{family}"

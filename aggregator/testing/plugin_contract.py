@@ -13,6 +13,11 @@ provide two fixtures:
 
 Optionally override ``institution_id`` (default: the first institution) and ``person``.
 The suite needs a running upstream: the point is to test real HTTP, not a mock.
+
+Plugins with the payments capability also run the payments part (the others skip it): a
+payment begun for a registration, approved at the upstream by ``approve_payment`` (default:
+``approve``), completed, and its status read. Override ``payment`` to pay what the upstream
+accepts.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ from aggregator.upstream.contract import (
     LinkedInstitution,
     LinkInvalid,
     LinkStart,
+    PaymentDenied,
+    PaymentRequest,
+    PaymentsCapability,
     Person,
     Registration,
     UpstreamError,
@@ -52,6 +60,10 @@ Approve = Callable[[LinkStart], dict[str, str]]
 
 #: how long a token handed out must stay valid (the AS's default freshness margin)
 FRESHNESS = 60
+#: the states an app may see (``PaymentStatus``)
+PAYMENT_STATUSES = ("pending", "completed", "rejected", "failed")
+#: how long a payment may stay pending before the suite gives up waiting for it to settle
+SETTLE_TIMEOUT = 30
 
 
 def build_plugin(
@@ -226,6 +238,68 @@ class PluginContract:
         with pytest.raises(UpstreamError) as caught:
             plugin.access_token(registration, DATA_SCOPES)
         assert caught.value.status in ("reauth_required", "expired", "error")
+
+    # ---------------------------------------------------------------- payments (when capable)
+
+    @pytest.fixture
+    def payment(self) -> PaymentRequest:
+        return PaymentRequest(amount="1.50", currency="GBP", creditor_name="Contract Kit Ltd",
+                              sort_code="123456", account_number="12345678", reference="CONTRACT-1")
+
+    @pytest.fixture
+    def approve_payment(self, approve: Approve) -> Approve:
+        return approve
+
+    @pytest.fixture
+    def payer(self, plugin: UpstreamPlugin, person: Person, institution_id: str,
+              approve: Approve) -> Registration:
+        """A registration of a plugin that can pay (the others skip the payments part)."""
+        if not isinstance(plugin, PaymentsCapability):
+            pytest.skip("this plugin does not offer payments")
+        return as_registration(person, self.link(plugin, person, institution_id, approve)[0])
+
+    def begin(self, plugin: UpstreamPlugin, payer: Registration,
+              payment: PaymentRequest) -> tuple[str, LinkStart, dict[str, Any]]:
+        assert isinstance(plugin, PaymentsCapability)
+        plugin.check_payment(payment)
+        state = secrets.token_urlsafe(16)
+        start = plugin.begin_payment(payer, payment, state=state)
+        assert urlsplit(start.redirect_url).scheme in ("http", "https")
+        return state, start, json.loads(json.dumps(start.remember))  # the core stores it as JSON
+
+    def test_a_payment_is_made_and_its_status_read(
+        self, plugin: UpstreamPlugin, payer: Registration, payment: PaymentRequest,
+        approve_payment: Approve,
+    ) -> None:
+        state, start, remember = self.begin(plugin, payer, payment)
+        params = approve_payment(start)
+        assert params.get("state") == state, "the upstream must return the state unchanged"
+        assert isinstance(plugin, PaymentsCapability)
+        made = plugin.complete_payment(payer, params, remember)
+        assert made.payment_id and made.status in PAYMENT_STATUSES
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        status = plugin.payment_status(payer, made.payment_id)
+        while status.status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = plugin.payment_status(payer, made.payment_id)
+        assert status.payment_id == made.payment_id
+        assert status.status == "completed", "an approved payment of a small amount settles"
+
+    def test_a_refused_payment_is_denied(
+        self, plugin: UpstreamPlugin, payer: Registration, payment: PaymentRequest
+    ) -> None:
+        state, _, remember = self.begin(plugin, payer, payment)
+        assert isinstance(plugin, PaymentsCapability)
+        with pytest.raises(PaymentDenied):
+            plugin.complete_payment(payer, {"error": "access_denied", "state": state}, remember)
+
+    def test_a_payment_callback_without_a_code_is_invalid(
+        self, plugin: UpstreamPlugin, payer: Registration, payment: PaymentRequest
+    ) -> None:
+        state, _, remember = self.begin(plugin, payer, payment)
+        assert isinstance(plugin, PaymentsCapability)
+        with pytest.raises(LinkInvalid):
+            plugin.complete_payment(payer, {"state": state}, remember)
 
 
 def contract_test_names() -> list[str]:

@@ -31,6 +31,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
 
 def create_grapher_app(settings: GrapherSettings | Mapping[str, str] | None = None) -> Flask:
     """Build the Grapher. ``settings``: GrapherSettings, an environment-like mapping, or None (os.environ)."""
+    from examples.grapher.payments import bp as payments_bp
     from examples.grapher.views import Grapher, bp
 
     if not isinstance(settings, GrapherSettings):
@@ -51,6 +52,7 @@ def create_grapher_app(settings: GrapherSettings | Mapping[str, str] | None = No
     app.extensions["grapher"] = Grapher(settings, ClientDirectory(settings, key), Visits(),
                                         requests.Session())
     app.register_blueprint(bp)
+    app.register_blueprint(payments_bp)
     app.after_request(_security_headers)
     return app
 

@@ -31,6 +31,9 @@ from examples.grapher.settings import GrapherSettings
 
 #: what the Grapher asks for: who you are, a refresh token, and read access to your finances
 SCOPE = "openid offline_access accounts:read balances:read transactions:read"
+#: registered too, for the "Pay" action (examples/grapher/payments.py), which has its own callback
+PAY_SCOPE = "payments"
+PAY_CALLBACK = "/pay/callback"
 CLIENT_NAME = "Grapher"
 #: FAPI 2.0 Security Profile §5.4.1: the signing algorithms allowed (EdDSA aside, which the AS lacks)
 FAPI2_ALGS = ("PS256", "ES256")
@@ -129,10 +132,10 @@ def register(provider: Provider, settings: GrapherSettings, key: ClientKey,
     metadata = {
         "client_name": CLIENT_NAME,
         "client_uri": settings.base_url,
-        "redirect_uris": [settings.redirect_uri],
+        "redirect_uris": [settings.redirect_uri, settings.base_url + PAY_CALLBACK],
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
-        "scope": SCOPE,
+        "scope": f"{SCOPE} {PAY_SCOPE}",
         "token_endpoint_auth_method": "private_key_jwt",
         "token_endpoint_auth_signing_alg": key.alg,
         "jwks": key.public_jwks(),
@@ -201,8 +204,9 @@ class ASClient:
                           "a DPoP-bound one.")
         return token
 
-    def authorization_url(self, state: str, nonce: str, code_verifier: str) -> str:
-        """Where to send the browser: pushed (RFC 9126) when the AS offers PAR."""
+    def authorization_url(self, state: str, nonce: str, code_verifier: str, **overrides: str) -> str:
+        """Where to send the browser: pushed (RFC 9126) when the AS offers PAR. ``overrides``
+        replace or add request parameters (a payment's scope, details and callback)."""
         params = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -212,6 +216,7 @@ class ASClient:
             "nonce": nonce,
             "code_challenge": create_s256_code_challenge(code_verifier),  # RFC 7636 §4.2
             "code_challenge_method": "S256",
+            **overrides,
         }
         authorize = self.provider.endpoint("authorization_endpoint")
         par = self.provider.metadata.get("pushed_authorization_request_endpoint")
@@ -233,9 +238,11 @@ class ASClient:
             raise _oauth_failure("pushed authorization request endpoint", body, response.status_code)
         return f"{authorize}?{urlencode({'client_id': self.client_id, 'request_uri': body['request_uri']})}"
 
-    def exchange_code(self, code: str, code_verifier: str) -> dict[str, Any]:
-        """The token request (RFC 6749 §4.1.3) with the PKCE verifier; ``expires_at`` is added."""
+    def exchange_code(self, code: str, code_verifier: str, redirect_uri: str | None = None) -> dict[str, Any]:
+        """The token request (RFC 6749 §4.1.3) with the PKCE verifier; ``expires_at`` is added.
+        ``redirect_uri``: the one the authorization request named, when not the usual one."""
         with self.session() as session:
+            session.redirect_uri = redirect_uri or session.redirect_uri
             try:
                 token = session.fetch_token(self.provider.endpoint("token_endpoint"),
                                             grant_type="authorization_code", code=code,
@@ -289,6 +296,11 @@ class ASClient:
             raise ASError("The ID token was issued for another client (azp).")
         return claims
 
+    def token_auth(self, access_token: str) -> requests.auth.AuthBase:
+        """Our access token at the AS's resource endpoints: with a proof when DPoP-bound (RFC 9449
+        §7.1), else as a bearer token (RFC 6750 §2.1)."""
+        return DPoPAuth(self.dpop, access_token=access_token) if self.dpop else _Bearer(access_token)
+
     def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
         """OpenID Connect Core 1.0 §5.3 with our DPoP-bound token (RFC 9449 §7.1); its ``sub``
         must be the ID token's (Core §5.3.2)."""
@@ -296,7 +308,7 @@ class ASClient:
             raise ASError("The Grapher calls userinfo only with a DPoP-bound token.")
         try:
             response = self.http.get(self.provider.endpoint("userinfo_endpoint"),
-                                     auth=DPoPAuth(self.dpop, access_token=access_token),
+                                     auth=self.token_auth(access_token),
                                      timeout=self.settings.http_timeout)
         except requests.RequestException:
             raise ASError("Could not reach the userinfo endpoint.") from None
@@ -397,3 +409,14 @@ class ClientDirectory:
 def token_expired(token: Mapping[str, Any], leeway: int = 15) -> bool:
     expires_at = token.get("expires_at")
     return isinstance(expires_at, int | float) and expires_at - leeway <= time.time()
+
+
+class _Bearer(requests.auth.AuthBase):
+    """RFC 6750 §2.1: ``Authorization: Bearer <token>``."""
+
+    def __init__(self, access_token: str) -> None:
+        self.access_token = access_token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.access_token}"
+        return request

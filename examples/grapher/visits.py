@@ -11,9 +11,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from examples.grapher.client import AccessEnded, ASClient, token_expired
+
+if TYPE_CHECKING:
+    from examples.grapher.payments import FollowedPayment
 
 #: an authorization request the person has not come back from yet (RFC 6749 §10.12: CSRF)
 PENDING_TTL = 600
@@ -87,6 +90,8 @@ class Visit:
     ended_at: str | None = None
     #: a one-off message for the next page (the person declined, for example)
     notice: str | None = None
+    #: the latest payment made to the Grapher from this browser (examples/grapher/payments.py)
+    payment: FollowedPayment | None = None
     touched: float = field(default_factory=time.time)
 
     def begin(self, pending: PendingAuthorization) -> None:

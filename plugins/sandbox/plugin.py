@@ -6,6 +6,7 @@ Configured by ``SANDBOX_URL`` (default: the bank's ``SANDBOX_PUBLIC_URL``, else
 ``sandbox-secret``), the same defaults as the bank's. The institutions are the bank's own
 (``GET {SANDBOX_URL}/institutions``, each its own issuer), and the API endpoint handed to apps
 is the one the bank names for the customer (``endpoint`` in its token response and userinfo).
+Payments go through the bank's payment API (:mod:`plugins.sandbox.payments`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from marshmallow import Schema, fields, post_load, validate
 
 from aggregator.upstream.contract import PluginContext, UpstreamUnavailable
 from plugins.oidc.config import DEFAULT_SCOPES
-from plugins.oidc.plugin import OIDCPlugin
+from plugins.sandbox.payments import SandboxPayments
 
 INSTITUTIONS_TTL = 3600
 
@@ -39,8 +40,9 @@ class SandboxConfig(Schema):
         return data
 
 
-class SandboxPlugin(OIDCPlugin):
-    """The four sandbox institutions, through the bank's standard OAuth 2.0 endpoints."""
+class SandboxPlugin(SandboxPayments):
+    """The four sandbox institutions, through the bank's standard OAuth 2.0 endpoints; it can
+    pay too (:mod:`plugins.sandbox.payments`)."""
 
     name = "sandbox"
     display_name = "Sandbox bank"

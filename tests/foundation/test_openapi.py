@@ -135,7 +135,7 @@ def test_a_fuzz_run_over_every_operation_finds_no_5xx_and_nothing_undocumented(t
           f"no negative examples for: {', '.join(unsatisfiable)}")
     for (label, status), count in sorted(target.statuses.items()):
         print(f"  {label:45} {status}  x{count}")
-    assert len(operations) == 17
+    assert len(operations) == 18
     assert {label for label, _ in target.statuses} == {op.label for op in operations}
     assert not target.findings, "\n\n".join(target.findings[:10])
 

@@ -47,11 +47,13 @@ def offered(page: requests.Response) -> dict[str, str]:
     return found
 
 
-def test_discovery_lists_account_information_as_the_only_details_type(server):
+def test_discovery_lists_account_information_and_payment_initiation(server):
     metadata = requests.get(f"{server.url}/.well-known/openid-configuration", timeout=10).json()
-    assert metadata["authorization_details_types_supported"] == ["account_information"]
+    assert metadata["authorization_details_types_supported"] == ["account_information",
+                                                                 "payment_initiation"]
     oauth = requests.get(f"{server.url}/.well-known/oauth-authorization-server", timeout=10).json()
-    assert oauth["authorization_details_types_supported"] == ["account_information"]
+    assert oauth["authorization_details_types_supported"] == ["account_information",
+                                                              "payment_initiation"]
 
 
 def test_an_app_asking_only_in_details_gets_accounts_at_the_ticked_institution(server, nat, banks):

@@ -185,7 +185,7 @@ def test_an_unknown_client_gets_an_error_page(sandbox_bank):
 
 
 def test_an_unknown_scope_is_sent_back_as_invalid_scope(sandbox_bank):
-    answer = requests.get(authorization_url(sandbox_bank, scope="accounts payments"),
+    answer = requests.get(authorization_url(sandbox_bank, scope="accounts wires"),
                           allow_redirects=False, timeout=10)
     assert query(answer.headers["Location"])["error"] == "invalid_scope"
 

@@ -12,7 +12,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from flask import Blueprint, request
 
 from .context import current_bank
-from .data import account_json, portfolio, transaction_json
+from .data import Portfolio, account_json, portfolio, transaction_json
 from .errors import (
     ForbiddenCustomerError,
     InsufficientScopeError,
@@ -42,7 +42,7 @@ def userinfo(institution: Institution) -> dict[str, Any]:
 @bp.get("/<institution:institution>/users/<user_id>/accounts")
 def accounts(institution: Institution, user_id: str) -> dict[str, Any]:
     token = bearer_token(institution, user_id=user_id, scope="accounts")
-    data = portfolio(institution, user_id)
+    data = _with_payments(institution, user_id)
     with_balance = "balances" in token.scope.split()
     return {"data": [account_json(data, a, with_balance=with_balance) for a in data.accounts]}
 
@@ -50,7 +50,7 @@ def accounts(institution: Institution, user_id: str) -> dict[str, Any]:
 @bp.get("/<institution:institution>/users/<user_id>/transactions")
 def transactions(institution: Institution, user_id: str) -> dict[str, Any]:
     bearer_token(institution, user_id=user_id, scope="transactions")
-    data = portfolio(institution, user_id)
+    data = _with_payments(institution, user_id)
     start, end = _date_param("from"), _date_param("to")
     if start and end and start > end:
         raise InvalidRequestError("'from' is after 'to'.")
@@ -66,6 +66,12 @@ def transactions(institution: Institution, user_id: str) -> dict[str, Any]:
             and (end is None or t.date <= end)
         ]
     }
+
+
+def _with_payments(institution: Institution, user_id: str) -> Portfolio:
+    """The customer's data, with the payments they made here."""
+    return portfolio(institution, user_id,
+                     payments=current_bank().store.customer_payments(institution.slug, user_id))
 
 
 def bearer_token(

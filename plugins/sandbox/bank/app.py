@@ -32,9 +32,9 @@ def create_bank_app(settings: BankSettings) -> Flask:
     store = BankStore(redis.Redis.from_url(settings.redis_url, decode_responses=True))
     app.extensions[EXTENSION] = Bank(settings, store, BankAuthorizationServer(settings, store))
 
-    from . import admin, api, authorize, metadata, token
+    from . import admin, api, authorize, metadata, payments, token
 
-    for module in (metadata, authorize, token, api, admin):
+    for module in (metadata, authorize, token, api, payments, admin):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _storage_unavailable)

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 from .institutions import Institution
+from .store import Payment
 
 HISTORY_DAYS = 365
 CURRENCY = "GBP"
+#: a payment stays pending this long before it settles
+SETTLE_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Transaction:
     description: str
     category: str
     merchant: str | None
+    status: str = "posted"  # or "pending": a payment not yet settled
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,37 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def portfolio(institution: Institution, user_id: str, as_of: date | None = None) -> Portfolio:
-    """The customer's data as of ``as_of`` (default: today)."""
-    return _portfolio(institution, user_id, as_of or today())
+def portfolio(institution: Institution, user_id: str, as_of: date | None = None, *,
+              payments: Iterable[Payment] = ()) -> Portfolio:
+    """The customer's data as of ``as_of`` (default: today), with the ``payments`` they made
+    (rejected ones aside) as transactions out of their accounts."""
+    generated = _portfolio(institution, user_id, as_of or today())
+    paid = [_paid(payment) for payment in payments if payment.status != "rejected"
+            and generated.account(payment.account_id) is not None]
+    if not paid:
+        return generated
+    balances = dict(generated.balances)
+    for transaction in paid:
+        balances[transaction.account_id] += transaction.amount
+    transactions = sorted((*paid, *generated.transactions), key=lambda t: t.date, reverse=True)
+    return replace(generated, transactions=tuple(transactions), balances=MappingProxyType(balances))
+
+
+def settled_status(payment: Payment, now: float | None = None) -> str:
+    """``pending`` until :data:`SETTLE_SECONDS` have passed, then ``completed``."""
+    if payment.status == "pending" and (now or time.time()) >= payment.created_at + SETTLE_SECONDS:
+        return "completed"
+    return payment.status
+
+
+def _paid(payment: Payment) -> Transaction:
+    return Transaction(
+        id=f"pay-{payment.id}", account_id=payment.account_id,
+        date=datetime.fromtimestamp(payment.created_at, UTC).date(), amount=-payment.amount,
+        description=f"Payment to {payment.creditor_name}, ref {payment.reference}",
+        category="payments", merchant=payment.creditor_name,
+        status="posted" if settled_status(payment) == "completed" else "pending",
+    )
 
 
 def account_json(portfolio: Portfolio, account: Account, *, with_balance: bool) -> dict[str, Any]:
@@ -98,7 +131,7 @@ def transaction_json(transaction: Transaction) -> dict[str, Any]:
         "description": transaction.description,
         "category": transaction.category,
         "merchant": transaction.merchant,
-        "status": "posted",
+        "status": transaction.status,
     }
 
 

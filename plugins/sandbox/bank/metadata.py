@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from .context import current_bank
 from .institutions import INSTITUTIONS, Institution
-from .oauth import CLIENT_AUTH_METHODS, SCOPES
+from .oauth import CLIENT_AUTH_METHODS, PAYMENT_SCOPE, SCOPES
 
 bp = Blueprint("metadata", __name__)
 
@@ -34,7 +34,7 @@ def authorization_server_metadata(institution: Institution) -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "revocation_endpoint": f"{issuer}/revoke",
         "userinfo_endpoint": f"{issuer}/userinfo",
-        "scopes_supported": list(SCOPES),
+        "scopes_supported": [*SCOPES, PAYMENT_SCOPE],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

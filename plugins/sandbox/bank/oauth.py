@@ -30,6 +30,8 @@ from .settings import BankSettings
 from .store import BankStore, CodeRecord, GrantRecord, TokenRecord
 
 SCOPES = ("accounts", "balances", "transactions")
+#: one payment, named by the ``consent_id`` parameter (see :mod:`.payments`); never a default
+PAYMENT_SCOPE = "payments"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 CODE_TTL = 60
 REFRESH_TOKEN_TTL = 90 * 24 * 3600
@@ -125,6 +127,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user_id=customer.user_id,
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
+            consent_id=data.get("consent_id", "") if PAYMENT_SCOPE in request.scope.split() else "",
         )
         self.server.store.save_code(code, record, CODE_TTL)
 
@@ -240,7 +243,7 @@ class BankAuthorizationServer(AuthorizationServer):
         self.settings = settings
         self.store = store
         self.client = SandboxClient(settings.client_id, settings.client_secret)
-        self.scopes_supported = list(SCOPES)
+        self.scopes_supported = [*SCOPES, PAYMENT_SCOPE]
         self.issuer_parameter = _IssuerParameter(settings.public_url)
         self.register_extension(self.issuer_parameter)
         self.register_token_generator("default", self.generate_bearer_token)
@@ -267,7 +270,8 @@ class BankAuthorizationServer(AuthorizationServer):
             "expires_in": current_faults().access_token_ttl,
             "scope": scope,
         }
-        if include_refresh_token:
+        # a payment's token makes that one payment: nothing to renew
+        if include_refresh_token and PAYMENT_SCOPE not in scope.split():
             token["refresh_token"] = secrets.token_urlsafe(32)
         # Extension member (RFC 6749 §5.1 allows them): where this customer's API lives.
         token["endpoint"] = user.endpoint(self.settings.public_url)
@@ -303,6 +307,7 @@ class BankAuthorizationServer(AuthorizationServer):
                 user_id=code.user_id,
                 scope=code.scope,
                 created_at=int(time.time()),
+                consent_id=code.consent_id,
             )
             self.store.create_grant(grant, REFRESH_TOKEN_TTL)
             return grant

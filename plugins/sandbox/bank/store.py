@@ -8,6 +8,9 @@ memory. Secrets (codes and tokens) are stored only as SHA-256 digests. Key layou
     sandbox:grant:{grant_id}:tokens               set of token digests     same TTL
     sandbox:token:{sha256(token)}                 hash {record, claimed}   TTL: token lifetime
     sandbox:customer:{slug}:{user_id}:grants      set of grant ids         TTL: refresh lifetime
+    sandbox:payment-consent:{consent_id}          JSON PaymentConsent      TTL: consent lifetime
+    sandbox:payment:{payment_id}                  JSON Payment             TTL: payment retention
+    sandbox:customer:{slug}:{user_id}:payments    sorted set of payment ids (score: created_at)
     sandbox:faults                                hash of fault settings   no TTL
     sandbox:stats                                 hash of counters         no TTL
 
@@ -68,6 +71,8 @@ class CodeRecord(_Record):
     user_id: str
     code_challenge: str
     code_challenge_method: str
+    #: the payment consent this code authorizes (scope ``payments``), else empty
+    consent_id: str = ""
 
     # The accessors Authlib's authorization-code grant calls on a stored code.
     def get_redirect_uri(self) -> str:
@@ -87,6 +92,50 @@ class GrantRecord(_Record):
     username: str
     user_id: str
     scope: str
+    created_at: int
+    consent_id: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentConsent(_Record):
+    """A payment the client asked to make, until the customer authorizes it and it is made.
+
+    ``status``: ``awaiting_authorization`` -> ``authorised`` (by the customer, from an account)
+    -> ``consumed`` (the payment was made); or ``rejected`` when the customer denies it.
+    """
+
+    consent_id: str
+    institution: str
+    client_id: str
+    amount: int  # minor units
+    currency: str
+    creditor_name: str
+    sort_code: str
+    account_number: str
+    reference: str
+    debtor_reference: str | None
+    status: str
+    created_at: int
+    user_id: str = ""
+    username: str = ""
+    account_id: str = ""
+
+
+@dataclass(frozen=True)
+class Payment(_Record):
+    """A payment made from a customer's account; pending until it settles."""
+
+    id: str
+    consent_id: str
+    institution: str
+    client_id: str
+    user_id: str
+    account_id: str
+    amount: int  # minor units, paid out of the account
+    currency: str
+    creditor_name: str
+    reference: str
+    status: str  # "pending", "completed" (settled) or "rejected"
     created_at: int
 
 
@@ -264,6 +313,54 @@ class BankStore:
             pipe.srem(f"{self._grant_key(record.grant_id)}:tokens", record.token_digest)
             pipe.execute()
 
+    # -- payments -----------------------------------------------------------------------------
+
+    def save_consent(self, consent: PaymentConsent, ttl: int) -> None:
+        self.redis.set(self._consent_key(consent.consent_id), consent.to_json(), ex=ttl)
+
+    def get_consent(self, consent_id: str) -> PaymentConsent | None:
+        raw = self.redis.get(self._consent_key(consent_id))
+        return PaymentConsent.from_json(raw) if raw else None
+
+    def move_consent(self, consent_id: str, expected: str, **changes: Any) -> PaymentConsent | None:
+        """Move a consent on from status ``expected``, atomically; None when it is not there
+        (so of two concurrent authorizations or payments exactly one wins)."""
+        key = self._consent_key(consent_id)
+
+        def write(pipe: redis.client.Pipeline) -> PaymentConsent | None:
+            raw = pipe.get(key)
+            current = PaymentConsent.from_json(raw) if raw else None
+            if current is None or current.status != expected:
+                return None
+            moved = replace(current, **changes)
+            pipe.multi()
+            pipe.set(key, moved.to_json(), keepttl=True)
+            return moved
+
+        return self.redis.transaction(write, key, value_from_callable=True)
+
+    def save_payment(self, payment: Payment, ttl: int) -> None:
+        index = self._customer_payments_key(payment.institution, payment.user_id)
+        with self.redis.pipeline() as pipe:
+            pipe.set(f"{PREFIX}payment:{payment.id}", payment.to_json(), ex=ttl)
+            pipe.zadd(index, {payment.id: payment.created_at})
+            pipe.zremrangebyscore(index, "-inf", f"({payment.created_at - ttl}")
+            pipe.expire(index, ttl)
+            pipe.hincrby(f"{PREFIX}stats", "payments", 1)
+            pipe.execute()
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        raw = self.redis.get(f"{PREFIX}payment:{payment_id}")
+        return Payment.from_json(raw) if raw else None
+
+    def customer_payments(self, institution: str, user_id: str) -> list[Payment]:
+        ids = self.redis.zrange(self._customer_payments_key(institution, user_id), 0, -1)
+        found = (self.get_payment(payment_id) for payment_id in ids)
+        return [payment for payment in found if payment is not None]
+
+    def count_payment_consent(self) -> None:
+        self.redis.hincrby(f"{PREFIX}stats", "payment_consents", 1)
+
     # -- fault settings -----------------------------------------------------------------------
 
     def load_faults(self) -> Faults:
@@ -323,6 +420,8 @@ class BankStore:
                 "by_institution": by_institution,
             },
             "injected_failures": int(stored.get("injected_failures", 0)),
+            "payment_consents": int(stored.get("payment_consents", 0)),
+            "payments": int(stored.get("payments", 0)),
         }
 
     def reset(self) -> None:
@@ -334,6 +433,14 @@ class BankStore:
     @staticmethod
     def _grant_key(grant_id: str) -> str:
         return f"{PREFIX}grant:{grant_id}"
+
+    @staticmethod
+    def _consent_key(consent_id: str) -> str:
+        return f"{PREFIX}payment-consent:{consent_id}"
+
+    @staticmethod
+    def _customer_payments_key(institution: str, user_id: str) -> str:
+        return f"{PREFIX}customer:{institution}:{user_id}:payments"
 
     @staticmethod
     def _customer_key(institution: str, user_id: str) -> str:

@@ -1,0 +1,35 @@
+"""Fixtures: an AS with the sandbox plugin against a real sandbox bank, Nat with Bank of
+Astoria connected through the pages, and a shop (Acme Ltd) that asks to be paid."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.introspection.test_story import connect
+from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, make_app, signed_up
+
+
+@pytest.fixture
+def server(make_as, sandbox_bank) -> LiveAS:
+    return make_as(
+        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
+        AGGREGATOR_PLUGINS="sandbox",
+        SANDBOX_URL=sandbox_bank.url,
+        SANDBOX_CLIENT_ID=sandbox_bank.client_id,
+        SANDBOX_CLIENT_SECRET=sandbox_bank.client_secret,
+    )
+
+
+@pytest.fixture
+def nat(server, sandbox_bank) -> PersonAgent:
+    """Nat, signed up, with Bank of Astoria connected (as the bank's customer "nat")."""
+    agent = signed_up(server, "nat")
+    connect(agent, sandbox_bank, "astoria")
+    return agent
+
+
+@pytest.fixture
+def shop(server) -> App:
+    """Acme Ltd's shop: registered for payments (and to know who pays)."""
+    return make_app(server, client_name="Acme Coffee", scope="openid payments")
