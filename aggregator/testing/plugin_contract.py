@@ -16,8 +16,8 @@ The suite needs a running upstream: the point is to test real HTTP, not a mock.
 
 Plugins with the payments capability also run the payments part (the others skip it): a
 payment begun for a registration, approved at the upstream by ``approve_payment`` (default:
-``approve``), completed, and its status read. Override ``payment`` to pay what the upstream
-accepts.
+``approve``), completed, settled by ``settle`` (default: nothing, the upstream settles on its own) and its
+status read until ``completed``. Override ``payment`` to pay what the upstream accepts.
 """
 
 from __future__ import annotations
@@ -251,6 +251,13 @@ class PluginContract:
         return approve
 
     @pytest.fixture
+    def settle(self) -> Callable[[str], None]:
+        """Plays the bank settling an approved payment, given the upstream's payment id. The
+        default does nothing (the upstream settles on its own, as the sandbox bank does);
+        override it for an upstream whose test double settles only when told."""
+        return lambda payment_id: None
+
+    @pytest.fixture
     def payer(self, plugin: UpstreamPlugin, person: Person, institution_id: str,
               approve: Approve) -> Registration:
         """A registration of a plugin that can pay (the others skip the payments part)."""
@@ -269,7 +276,7 @@ class PluginContract:
 
     def test_a_payment_is_made_and_its_status_read(
         self, plugin: UpstreamPlugin, payer: Registration, payment: PaymentRequest,
-        approve_payment: Approve,
+        approve_payment: Approve, settle: Callable[[str], None],
     ) -> None:
         state, start, remember = self.begin(plugin, payer, payment)
         params = approve_payment(start)
@@ -277,6 +284,7 @@ class PluginContract:
         assert isinstance(plugin, PaymentsCapability)
         made = plugin.complete_payment(payer, params, remember)
         assert made.payment_id and made.status in PAYMENT_STATUSES
+        settle(made.payment_id)
         deadline = time.monotonic() + SETTLE_TIMEOUT
         status = plugin.payment_status(payer, made.payment_id)
         while status.status == "pending" and time.monotonic() < deadline:

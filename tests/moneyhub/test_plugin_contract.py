@@ -24,3 +24,8 @@ class TestMoneyhubContract(PluginContract):
     @pytest.fixture
     def approve(self):
         return approve_at_moneyhub
+
+    @pytest.fixture
+    def settle(self, moneyhub_fake):
+        """The fake keeps a payment pending until a test settles it, as the bank would."""
+        return moneyhub_fake.controls.settle_payment
