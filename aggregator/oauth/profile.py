@@ -84,7 +84,7 @@ class Profile:
     def dpop_requirement(self, client: ClientRecord) -> str | None:
         """Why this client must send a DPoP proof with a token request, or None."""
         if self.require_dpop:
-            return "this server issues only sender-constrained tokens (FAPI 2.0 Security Profile)"
+            return "FAPI 2.0 Security Profile: sender-constrained tokens only"
         if client.dpop_bound_access_tokens:
             return "dpop_bound_access_tokens"  # RFC 9449 §5.2
         return None
