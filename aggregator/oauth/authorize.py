@@ -7,7 +7,7 @@
 3. take a pushed request or verify a request object  RFC 9126 §4, RFC 9101 §5
 4. validate the redirect URI                         RFC 6749 §3.1.2.3 (shown, never redirected)
 5. the profile's rules (PAR where required, the      RFC 9126 §5, FAPI 2.0 §5.3.2.2
-   response types it allows), then validate the rest  RFC 7636 §4.4.1
+   redirect URI and response types), validate the rest   RFC 7636 §4.4.1
 6. remember the request server-side, then proceed:
    log in -> (existing grant | consent page) -> code (+ ID token) with ``iss``   RFC 9207
 """
@@ -75,7 +75,7 @@ def authorize() -> Response:
         profile = rules(svc.settings)
         if profile.par_required(client) and not pushed:
             raise InvalidRequest("This client must push its authorization request (PAR) first.")
-        profile.check_response(params)
+        profile.check_request(params)
         authorization = validate(client, params, target)
     except ProtocolError as exc:
         return respond_error(target, exc)

@@ -8,6 +8,7 @@ profile's name:
 rule under ``fapi2``                       FAPI 2.0 Security Profile
 =========================================  ============================================
 pushed authorization requests only         §5.3.2.2 (RFC 9126 §5)
+``redirect_uri`` in every pushed request    §5.3.2.2
 PKCE with S256 (every profile already)     §5.3.2.2
 confidential clients, ``private_key_jwt``  §5.3.2.1 (confidential clients only;
                                            private_key_jwt or mTLS, we have no mTLS)
@@ -56,6 +57,8 @@ class Profile:
     #: a client assertion's ``aud`` is the issuer identifier as a string, nothing else
     issuer_audience_only: bool = False
     rotate_refresh_tokens: bool = True
+    #: an authorization request names its redirect URI even when only one is registered
+    require_redirect_uri: bool = False
 
     # ------------------------------------------------------------------ what discovery lists
 
@@ -97,8 +100,11 @@ class Profile:
                                 f"with {' or '.join(self.auth_methods)}, and this client is registered "
                                 f"with {method}. Update its registration (RFC 7592) with its public keys.")
 
-    def check_response(self, params: Mapping[str, str]) -> None:
-        """The response type and mode of an authorization request (at ``/authorize`` and ``/par``)."""
+    def check_request(self, params: Mapping[str, str]) -> None:
+        """An authorization request's redirect URI, response type and mode (at ``/par`` and at
+        ``/authorize``, where under fapi2 every request was pushed)."""
+        if self.require_redirect_uri and not params.get("redirect_uri"):
+            raise InvalidRequest("redirect_uri is required (FAPI 2.0 Security Profile).")
         response_type = params.get("response_type")
         if self.response_types is not None and response_type and response_type not in self.response_types:
             raise UnsupportedResponseType(f"response_type {response_type!r} is not supported: only "
@@ -171,6 +177,7 @@ FAPI2 = Profile(
     response_modes=("query", "form_post"),
     issuer_audience_only=True,
     rotate_refresh_tokens=False,
+    require_redirect_uri=True,
 )
 
 

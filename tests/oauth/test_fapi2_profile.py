@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet
 
 from aggregator.oauth.client_auth import JWT_BEARER
 from config import ConfigError, load_settings
-from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.fixtures.aggregator import LiveAS
 from tests.oauth.apps import (
     DATA,
     INITIAL_ACCESS_TOKEN,
@@ -28,28 +28,9 @@ from tests.oauth.apps import (
     new_key,
     pkce,
     register,
-    seed_registration,
-    signed_up,
     walk,
 )
 from tests.oauth.fapi_client import DPoPKey, FapiApp
-
-
-@pytest.fixture
-def fapi(make_as) -> LiveAS:
-    return make_as(AGGREGATOR_PROFILE="fapi2", AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-
-
-@pytest.fixture
-def ana(fapi) -> PersonAgent:
-    agent = signed_up(fapi, "ana")
-    seed_registration(fapi, agent, "Bank of Astoria")
-    return agent
-
-
-@pytest.fixture
-def grapher(fapi) -> FapiApp:
-    return FapiApp(fapi, make_app(fapi, key=new_key("RSA")))
 
 
 def discovery(server: LiveAS) -> dict:
