@@ -130,8 +130,9 @@ class Profile:
         return "The assertion's aud must be the issuer or this endpoint."
 
     def client_algs(self, registered: str | None, implemented: tuple[str, ...]) -> tuple[str, ...]:
-        """What a client's JWT may be signed with: its registered alg, else any we accept."""
-        return self.algs_of((registered,) if registered else implemented)
+        """What a client's JWT may be signed with: its registered alg, else any we accept; one
+        the profile forbids (registered before the profile changed) gives way to the profile's."""
+        return self.algs_of((registered,) if registered else ()) or self.algs_of(implemented)
 
     def id_token_alg(self, registered: str) -> str:
         """The client's registered alg; one the profile forbids (registered before the profile

@@ -213,6 +213,16 @@ def test_oidcc_prompt_none_logged_in(server, nat, banks):
     assert id_token_claims(server, again["id_token"])["sub"] == subject
 
 
+def test_oidcc_id_token_hint(server, nat, banks):
+    """A request with the ID token already issued as ``id_token_hint`` (and ``prompt=none``)
+    succeeds for the person it names."""
+    app = make_app(server)
+    first = tokens_for(server, app, nat)
+    url, verifier = request_url(server, app, prompt="none", id_token_hint=first["id_token"])
+    params = response_params(nat.http.get(url, allow_redirects=False))
+    assert exchange(app, params["code"], verifier).status_code == 200
+
+
 def test_oidcc_max_age_1(server, nat, banks):
     app = make_app(server)
     tokens_for(server, app, nat)
@@ -431,6 +441,48 @@ def test_fapi2_ensure_authorization_request_with_long_state(fapi, ana, grapher):
     assert params["state"] == state
 
 
+def test_fapi2_ensure_authorization_request_with_long_nonce(fapi, ana, grapher):
+    nonce = secrets.token_urlsafe(288)
+    params, verifier = signed_in(grapher, ana, nonce=nonce)
+    tokens = redeem(grapher, params["code"], verifier, grapher.dpop).json()
+    assert id_token_claims(fapi, tokens["id_token"])["nonce"] == nonce
+
+
+def test_fapi2_ensure_authorization_request_with_64_char_nonce_success(fapi, ana, grapher):
+    nonce = "n" * 64
+    params, verifier = signed_in(grapher, ana, nonce=nonce)
+    tokens = redeem(grapher, params["code"], verifier, grapher.dpop).json()
+    assert id_token_claims(fapi, tokens["id_token"])["nonce"] == nonce
+
+
+def test_fapi2_ensure_different_nonce_inside_and_outside_request_object(fapi, ana, grapher):
+    """Also ``...-ensure-different-state-inside-and-outside-request-object``: only the pushed
+    parameters count (RFC 9126 §4), whatever else the authorization URL carries."""
+    pushed, verifier = push(grapher)
+    url = authorization_url(fapi, client_id=grapher.app.client_id, request_uri=pushed.json()["request_uri"],
+                            state="outside", nonce="outside")
+    params = through_consent(ana, url)
+    assert params["state"] == "st-1"
+    tokens = redeem(grapher, params["code"], verifier, grapher.dpop).json()
+    assert id_token_claims(fapi, tokens["id_token"])["nonce"] == "n-1"
+
+
+def test_fapi2_state_only_outside_request_object_not_used(fapi, ana, grapher):
+    pushed, _ = push(grapher, state=None)
+    url = authorization_url(fapi, client_id=grapher.app.client_id, request_uri=pushed.json()["request_uri"],
+                            state="outside")
+    assert "state" not in through_consent(ana, url)
+
+
+def test_fapi2_test_claims_parameter_identity_claims(fapi, ana, grapher):
+    claims = json.dumps({"id_token": {"given_name": {"essential": True}, "preferred_username": None},
+                         "userinfo": {"family_name": None}})
+    params, verifier = signed_in(grapher, ana, claims=claims)
+    tokens = redeem(grapher, params["code"], verifier, grapher.dpop).json()
+    claimed = id_token_claims(fapi, tokens["id_token"])
+    assert claimed["preferred_username"] == "ana" and "given_name" not in claimed  # none we do not hold
+
+
 @pytest.fixture
 def bound(fapi, ana, grapher) -> str:
     """A DPoP-bound access token of the Grapher."""
@@ -550,6 +602,19 @@ def test_fapi2_attempt_reuse_authorization_code_after_one_second(fapi, ana, grap
     assert grapher.userinfo(first.json()["access_token"]).status_code == 401  # revoked
 
 
+def test_fapi2_ensure_token_endpoint_fails_with_expired_auth_code(fapi, ana, grapher):
+    """Also ``fapi2-security-profile-final-par-attempt-to-use-expired-request_uri``: one wait
+    of just over a minute lets both a code (at most 60 s, FAPI 2.0 §5.3.2.1) and a pushed
+    request (``expires_in`` 60, RFC 9126 §2.2) expire."""
+    params, verifier = signed_in(grapher, ana)
+    waiting, _ = push(grapher)
+    assert 5 <= waiting.json()["expires_in"] <= 60
+    time.sleep(61)
+    refused(redeem(grapher, params["code"], verifier, grapher.dpop), "invalid_grant")
+    url = authorization_url(fapi, client_id=grapher.app.client_id, request_uri=waiting.json()["request_uri"])
+    shown_not_redirected(ana.http.get(url, allow_redirects=False), "invalid_request_uri")
+
+
 def _assertion(app: App, header: dict[str, Any] | None = None, **claims: Any) -> str:
     assert app.key is not None
     now = int(time.time())
@@ -570,25 +635,38 @@ def _par_with(grapher: FapiApp, assertion: str | None) -> requests.Response:
     return requests.post(f"{grapher.server.url}/par", data=data, timeout=10)
 
 
-def test_fapi2_ensure_signed_client_assertion_with_rs256_fails(fapi, grapher):
-    refused(_par_with(grapher, _assertion(grapher.app, {"alg": "RS256"})), "invalid_client", 401)
+def _token_with(grapher: FapiApp, ana: PersonAgent, assertion: str | None) -> requests.Response:
+    """A code exchange (with its DPoP proof) whose only fault is the client assertion."""
+    params, verifier = signed_in(grapher, ana)
+    data = {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT,
+            "code_verifier": verifier, "client_id": grapher.app.client_id}
+    if assertion is not None:
+        data.update(client_assertion_type=JWT_BEARER, client_assertion=assertion)
+    return requests.post(f"{grapher.server.url}/token", data=data, timeout=10, headers={
+        "DPoP": grapher.dpop.proof("POST", f"{grapher.server.url}/token")})
 
 
-def test_fapi2_ensure_client_assertion_in_token_endpoint(fapi, grapher):
-    refused(_par_with(grapher, None), "invalid_client", 401)
+def test_fapi2_ensure_signed_client_assertion_with_rs256_fails(fapi, ana, grapher):
+    refused(_token_with(grapher, ana, _assertion(grapher.app, {"alg": "RS256"})), "invalid_client", 401)
 
 
-def test_fapi2_ensure_client_assertion_with_exp_is_5_minutes_in_past_fails(fapi, grapher):
+def test_fapi2_ensure_client_assertion_in_token_endpoint(fapi, ana, grapher):
+    refused(_token_with(grapher, ana, None), "invalid_client", 401)
+
+
+def test_fapi2_ensure_client_assertion_with_exp_is_5_minutes_in_past_fails(fapi, ana, grapher):
     past = int(time.time()) - 300
-    refused(_par_with(grapher, _assertion(grapher.app, iat=past - 60, exp=past)), "invalid_client", 401)
+    expired = _assertion(grapher.app, iat=past - 60, exp=past)
+    refused(_token_with(grapher, ana, expired), "invalid_client", 401)
 
 
-def test_fapi2_ensure_client_assertion_with_wrong_aud_fails(fapi, grapher):
-    refused(_par_with(grapher, _assertion(grapher.app, aud="https://other.example")), "invalid_client", 401)
+def test_fapi2_ensure_client_assertion_with_wrong_aud_fails(fapi, ana, grapher):
+    wrong = _assertion(grapher.app, aud="https://other.example")
+    refused(_token_with(grapher, ana, wrong), "invalid_client", 401)
 
 
-def test_fapi2_ensure_client_assertion_with_no_sub_fails(fapi, grapher):
-    refused(_par_with(grapher, _assertion(grapher.app, sub=None)), "invalid_client", 401)
+def test_fapi2_ensure_client_assertion_with_no_sub_fails(fapi, ana, grapher):
+    refused(_token_with(grapher, ana, _assertion(grapher.app, sub=None)), "invalid_client", 401)
 
 
 def test_fapi2_par_test_array_as_audience_fails(fapi, grapher):
@@ -689,6 +767,22 @@ def test_fapi2_dpop_negative_tests(fapi, grapher, bound, case):
         return
     assert answer.status == 401, (case, answer.status, answer.data)
     assert answer.headers["WWW-Authenticate"].startswith("DPoP error="), case  # RFC 9449 §7.1
+
+
+def test_fapi2_check_dpop_proof_nbf_exp(fapi, ana, grapher):
+    """nbf and exp in a proof are not DPoP claims: accepted, at the token endpoint and the resource."""
+    now = int(time.time())
+    params, verifier = signed_in(grapher, ana)
+    proof = grapher.dpop.proof("POST", f"{fapi.url}/token", nbf=now, exp=now + 300)
+    response = grapher.app.post("/token", {"grant_type": "authorization_code", "code": params["code"],
+                                           "redirect_uri": REDIRECT, "code_verifier": verifier},
+                                headers={"DPoP": proof})
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    at_resource = requests.get(f"{fapi.url}/userinfo", timeout=10, headers={
+        "Authorization": f"DPoP {token}",
+        "DPoP": grapher.dpop.proof("GET", f"{fapi.url}/userinfo", token=token, nbf=now, exp=now + 300)})
+    assert at_resource.status_code == 200, at_resource.text
 
 
 def test_fapi2_dpop_negative_tests_jti_replay(fapi, grapher, bound):
@@ -809,6 +903,32 @@ def test_fapi2_ensure_signed_request_object_with_rs256_fails(fapi, grapher):
             "invalid_request_object")
 
 
+def test_fapi2_ensure_request_object_without_redirect_uri_fails(fapi, grapher):
+    refused(grapher.app.post("/par", {"request": _signed_request(grapher, redirect_uri=None)}),
+            "invalid_request")
+
+
+def test_fapi2_ensure_server_accepts_request_object_with_multiple_aud(fapi, grapher):
+    signed = _signed_request(grapher, aud=[fapi.url, "https://other.example"])
+    assert grapher.app.post("/par", {"request": signed}).status_code == 201
+
+
+def test_fapi2_ensure_request_object_with_nbf_8_seconds_in_the_future_is_accepted(fapi, grapher):
+    signed = _signed_request(grapher, nbf=int(time.time()) + 8)
+    assert grapher.app.post("/par", {"request": signed}).status_code == 201
+
+
+def test_fapi2_ensure_request_object_with_exp_over_60_fails(fapi, grapher):
+    """FAPI 2.0 Message Signing §5.3.1: exp at most 60 minutes after nbf."""
+    signed = _signed_request(grapher, exp=int(time.time()) + 3700)
+    refused(grapher.app.post("/par", {"request": signed}), "invalid_request_object")
+
+
+def test_fapi2_par_reject_request_uri_in_par_authorization_request(fapi, grapher):
+    signed = _signed_request(grapher, request_uri="urn:ietf:params:oauth:request_uri:abc")
+    refused(grapher.app.post("/par", {"request": signed}), "invalid_request_object")
+
+
 def test_fapi2_ensure_request_object_signature_algorithm_is_not_none(fapi, grapher):
     signed = _signed_request(grapher)
     unsigned = f"{NONE_HEADER}.{signed.split('.')[1]}."
@@ -849,3 +969,18 @@ def test_fapi2_grant_management_ensure_query_after_revoke_fails(fapi, ana, graph
         "client_assertion_type": JWT_BEARER, "client_assertion": grapher.app.assertion()})
     assert revoked.status_code == 204
     refused(query_grant(grapher.app, grant_id), "invalid_grant_id", 404)
+
+
+def test_fapi2_grant_management_ensure_wrong_client_cannot_revoke_grant(fapi, ana, grapher, second):
+    params, verifier = signed_in(grapher, ana)
+    grant_id = redeem(grapher, params["code"], verifier, grapher.dpop).json()["grant_id"]
+    revoked = requests.delete(f"{fapi.url}/grants/{grant_id}", timeout=10, data={
+        "client_assertion_type": JWT_BEARER, "client_assertion": second.assertion()})
+    refused(revoked, "invalid_grant_id", 404)
+    assert query_grant(grapher.app, grant_id).status_code == 200
+
+
+def test_fapi2_grant_management_ensure_invalid_grant_id_fails(fapi, ana, grapher):
+    params, _ = signed_in(grapher, ana, grant_management_action="merge", grant_id="no-such-grant")
+    assert params["error"] == "invalid_grant_id" and params["iss"] == fapi.url
+

@@ -164,6 +164,27 @@ def test_a_client_registered_with_a_secret_before_the_switch_is_refused(make_as,
     error_of(moved.post("/introspect", {"token": "anything"}), 401, "invalid_client")
 
 
+def test_a_client_registered_for_rs256_before_the_switch_moves_to_ps256(make_as, tmp_path):
+    shared = {"AGGREGATOR_INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN,
+              "AGGREGATOR_DATA_DIR": str(tmp_path / "shared")}
+    before = make_as(**shared)
+    old = make_app(before, key=new_key("RSA"), grant_types=["client_credentials"], redirect_uris=[],
+                   token_endpoint_auth_signing_alg="RS256")
+    after = make_as(AGGREGATOR_PROFILE="fapi2", **shared)
+    moved = FapiApp(after, App(after, old.info, old.key))
+    assert moved.app.key is not None
+    now = int(time.time())
+    rs256 = jwt.encode({"alg": "RS256", "kid": moved.app.key.kid},
+                       {"iss": moved.app.client_id, "sub": moved.app.client_id, "aud": after.url,
+                        "jti": "j-rs", "exp": now + 60}, moved.app.key, algorithms=["RS256"])
+    response = requests.post(f"{after.url}/token", timeout=10,
+                             headers={"DPoP": moved.dpop.proof("POST", f"{after.url}/token")},
+                             data={"grant_type": "client_credentials", "client_assertion": rs256,
+                                   "client_assertion_type": JWT_BEARER})
+    assert "PS256, ES256" in error_of(response, 401, "invalid_client")
+    assert moved.token_request({"grant_type": "client_credentials"}).status_code == 200  # PS256
+
+
 def test_a_client_assertion_must_name_the_issuer_as_a_string(fapi, grapher):
     machine = make_app(fapi, key=new_key("EC"), grant_types=["client_credentials"], redirect_uris=[])
     proof = DPoPKey()
