@@ -49,7 +49,7 @@ def issue_id_token(svc: Services, client: ClientRecord, *, person_id: str, nonce
                    claims: dict[str, dict[str, Any]] | None = None, access_token: str | None = None,
                    code: str | None = None, state: str | None = None) -> str:
     """Sign an ID token for ``client`` about ``person_id``."""
-    alg = rules(svc.settings).id_token_alg(client.id_token_signed_response_alg)
+    alg = rules(svc.settings).signing_alg(client.id_token_signed_response_alg)
     key = svc.signing_keys.current(alg)
     now = int(time.time())
     claims = claims or {}

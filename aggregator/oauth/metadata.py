@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import jsonify
 
+from aggregator.introspection.signed import ALGORITHM as SIGNED_INTROSPECTION_ALG
 from aggregator.oauth import dpop
 from aggregator.oauth.authorization_details import TYPES_SUPPORTED as DETAIL_TYPES
 from aggregator.oauth.authorization_request import GRANT_MANAGEMENT_ACTIONS
@@ -50,7 +51,7 @@ def server_metadata(svc: Services) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         # RFC 9701 §7: signed introspection responses
-        "introspection_signing_alg_values_supported": ["RS256"],
+        "introspection_signing_alg_values_supported": [profile.signing_alg(SIGNED_INTROSPECTION_ALG)],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "require_pushed_authorization_requests": profile.require_par,  # RFC 9126 §5

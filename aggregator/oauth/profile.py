@@ -19,7 +19,8 @@ at every token request
 no refresh token rotation                  §5.3.2.1 (a lost response must not cost
                                            the grant)
 response type ``code`` only                §5.3.2.2
-PS256 and ES256 only, for every JWS        §5.4.1
+PS256 and ES256 only, for every JWS        §5.4.1 (ours too: ID tokens, signed
+                                           introspection responses)
 ``iss`` in every authorization response    §5.3.2.2 (RFC 9207; every profile already)
 code lifetime at most 60 seconds           §5.3.2.1 (every profile already: CODE_TTL)
 =========================================  ============================================
@@ -134,11 +135,12 @@ class Profile:
         the profile forbids (registered before the profile changed) gives way to the profile's."""
         return self.algs_of((registered,) if registered else ()) or self.algs_of(implemented)
 
-    def id_token_alg(self, registered: str) -> str:
-        """The client's registered alg; one the profile forbids (registered before the profile
-        changed) gives way to the profile's first, which is what discovery lists."""
-        if self.algs is None or registered in self.algs:
-            return registered
+    def signing_alg(self, preferred: str) -> str:
+        """What the AS signs with where it would use ``preferred`` (a client's registered ID token
+        alg, RS256 for introspection responses): one the profile forbids (registered before the
+        profile changed, say) gives way to the profile's first, which is what discovery lists."""
+        if self.algs is None or preferred in self.algs:
+            return preferred
         return self.algs[0]
 
     def check_metadata(self, document: Mapping[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,11 @@ def test_a_fapi_app_runs_par_private_key_jwt_dpop_code_refresh_userinfo_and_intr
     described = grapher.app.post("/introspect", {"token": again.json()["access_token"]}).json()
     assert described["active"] is True and described["token_type"] == "DPoP"
     assert described["cnf"] == {"jkt": grapher.dpop.jkt}  # RFC 9449 §6.2
+    signed = grapher.app.post("/introspect", {"token": again.json()["access_token"]},
+                              headers={"Accept": "application/token-introspection+jwt"})
+    introspection = jwt.decode(signed.text, keys, algorithms=["PS256", "ES256"])  # RFC 9701
+    assert introspection.header["alg"] == "PS256"
+    assert introspection.claims["token_introspection"]["cnf"] == {"jkt": grapher.dpop.jkt}
 
 
 def test_discovery_reflects_the_profile(fapi):
@@ -85,6 +90,7 @@ def test_discovery_reflects_the_profile(fapi):
     assert metadata["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert metadata["introspection_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert metadata["revocation_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert metadata["introspection_signing_alg_values_supported"] == ["PS256"]
     for name in ("token_endpoint_auth_signing_alg_values_supported",
                  "request_object_signing_alg_values_supported", "id_token_signing_alg_values_supported",
                  "dpop_signing_alg_values_supported"):
@@ -101,6 +107,7 @@ def test_the_default_profile_keeps_its_lists(server):
     assert "client_secret_basic" in metadata["token_endpoint_auth_methods_supported"]
     assert "RS256" in metadata["id_token_signing_alg_values_supported"]
     assert "code id_token" in metadata["response_types_supported"]
+    assert metadata["introspection_signing_alg_values_supported"] == ["RS256"]
 
 
 def test_an_unknown_profile_stops_start_up():
