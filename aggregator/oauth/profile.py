@@ -8,7 +8,7 @@ profile's name:
 rule under ``fapi2``                       FAPI 2.0 Security Profile
 =========================================  ============================================
 pushed authorization requests only         §5.3.2.2 (RFC 9126 §5)
-``redirect_uri`` in every pushed request    §5.3.2.2
+``redirect_uri`` in every pushed request   §5.3.2.2
 PKCE with S256 (every profile already)     §5.3.2.2
 confidential clients, ``private_key_jwt``  §5.3.2.1 (confidential clients only;
                                            private_key_jwt or mTLS, we have no mTLS)
