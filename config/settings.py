@@ -33,6 +33,10 @@ PRODUCTION_PASSWORD_HASHING = "argon2id"
 #: acknowledged (one fsync per write), ``everysec`` up to about a second of acknowledged writes.
 REDIS_FSYNC = ("always", "everysec")
 
+#: ``AGGREGATOR_PROFILE``: the product as documented, or the FAPI 2.0 Security Profile's rules
+#: (``aggregator.oauth.profile``)
+PROFILES = ("default", "fapi2")
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable server; the message says why."""
@@ -148,6 +152,7 @@ class EnvironmentSchema(Schema):
                                                 validate=validate.OneOf(PASSWORD_HASHING))
     AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
     AGGREGATOR_METRICS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
+    AGGREGATOR_PROFILE = fields.String(load_default="default", validate=validate.OneOf(PROFILES))
 
     @validates_schema
     def _redis_topology(self, data: dict[str, Any], **_: Any) -> None:
@@ -234,6 +239,8 @@ class Settings:
     outbound_allowed_hosts: tuple[str, ...] = ()
     #: the bearer token ``/metrics`` requires (None: ``/metrics`` answers 404)
     metrics_token: str | None = field(default=None, repr=False)
+    #: ``default`` or ``fapi2`` (FAPI 2.0 Security Profile; rules in ``aggregator.oauth.profile``)
+    profile: str = "default"
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -309,5 +316,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         password_hashing=data["AGGREGATOR_PASSWORD_HASHING"],
         outbound_allowed_hosts=tuple(data["AGGREGATOR_OUTBOUND_ALLOWED_HOSTS"]),
         metrics_token=data["AGGREGATOR_METRICS_TOKEN"],
+        profile=data["AGGREGATOR_PROFILE"],
         environ=env,
     )

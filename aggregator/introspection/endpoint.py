@@ -25,9 +25,10 @@ from aggregator.introspection.audit import record_release
 from aggregator.introspection.rejected import PARAMETER as REJECTED
 from aggregator.introspection.rejected import report_rejected
 from aggregator.introspection.response import INACTIVE, Institutions, institutions
-from aggregator.introspection.signed import MEDIA_TYPE, signed_response, wants_jwt
+from aggregator.introspection.signed import ALGORITHM, MEDIA_TYPE, signed_response, wants_jwt
 from aggregator.oauth.id_token import pairwise_subject
 from aggregator.oauth.payment_initiation import granted_payments
+from aggregator.oauth.profile import rules
 from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import services
@@ -143,6 +144,6 @@ def render(body: dict[str, Any], client: ClientRecord) -> Response:
     if wants_jwt(request):
         svc = services()
         signed = signed_response(body, issuer=svc.settings.issuer, audience=client.client_id,
-                                 keys=svc.signing_keys)
+                                 keys=svc.signing_keys, alg=rules(svc.settings).signing_alg(ALGORITHM))
         return Response(signed, mimetype=MEDIA_TYPE)
     return jsonify(body)

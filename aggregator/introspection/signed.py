@@ -20,11 +20,12 @@ def wants_jwt(request: Request) -> bool:
     return accept.best_match(["application/json", MEDIA_TYPE]) == MEDIA_TYPE and accept[MEDIA_TYPE] > 0
 
 
-def signed_response(body: dict[str, Any], *, issuer: str, audience: str, keys: SigningKeys) -> str:
+def signed_response(body: dict[str, Any], *, issuer: str, audience: str, keys: SigningKeys,
+                    alg: str = ALGORITHM) -> str:
     """RFC 9701 §5: ``iss``, ``aud`` (the client), ``iat`` and the response in
     ``token_introspection``; ``typ`` is ``token-introspection+jwt``. No top-level ``sub`` or
     ``exp``, so the JWT cannot pass for an access token (RFC 9701 §5, §8.1)."""
-    record = keys.current(ALGORITHM)
-    header = {"alg": ALGORITHM, "typ": "token-introspection+jwt", "kid": record.kid}
+    record = keys.current(alg)
+    header = {"alg": alg, "typ": "token-introspection+jwt", "kid": record.kid}
     claims = {"iss": issuer, "aud": audience, "iat": int(time.time()), "token_introspection": body}
-    return jwt.encode(header, claims, keys.private_key(ALGORITHM), algorithms=[ALGORITHM])
+    return jwt.encode(header, claims, keys.private_key(alg), algorithms=[alg])

@@ -6,7 +6,8 @@
 2. identify the client                               (shown, never redirected)
 3. take a pushed request or verify a request object  RFC 9126 §4, RFC 9101 §5
 4. validate the redirect URI                         RFC 6749 §3.1.2.3 (shown, never redirected)
-5. enforce PAR where required, validate the rest     RFC 9126 §5, RFC 7636 §4.4.1
+5. the profile's rules (PAR where required, the      RFC 9126 §5, FAPI 2.0 §5.3.2.2
+   redirect URI and response types), validate the rest   RFC 7636 §4.4.1
 6. remember the request server-side, then proceed:
    log in -> (existing grant | consent page) -> code (+ ID token) with ``iss``   RFC 9207
 """
@@ -52,6 +53,7 @@ from aggregator.oauth.consents import (
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import single_values
 from aggregator.oauth.pending import Pending
+from aggregator.oauth.profile import rules
 from aggregator.oauth.responses import respond, respond_error
 from aggregator.payments.consent import begin_payment, payment_page
 from aggregator.security import csrf_exempt
@@ -72,8 +74,10 @@ def authorize() -> Response:
     params, pushed = _pushed_or_signed(svc, client, params)
     target = redirect_target(svc, client, params)
     try:
-        if (svc.settings.require_par or client.require_pushed_authorization_requests) and not pushed:
+        profile = rules(svc.settings)
+        if profile.par_required(client) and not pushed:
             raise InvalidRequest("This client must push its authorization request (PAR) first.")
+        profile.check_request(params)
         authorization = validate(client, params, target)
         if authorization.payment is not None and not pushed:  # RFC 9126 §5: required for payments
             raise InvalidRequest("A payment must be pushed (PAR) first, not sent to /authorize.")

@@ -2,7 +2,8 @@
 
 Methods (RFC 6749 §2.3, RFC 7591 §2 names): ``client_secret_basic``, ``client_secret_post``,
 ``private_key_jwt`` (RFC 7523 §2.2/§3) and ``none`` for public clients. A client must use the
-one method it registered, so a confidential client can never pass with ``none``.
+one method it registered, so a confidential client can never pass with ``none``. The server
+profile (:mod:`.profile`) may narrow the methods, algorithms and audiences accepted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aggregator.crypto import constant_time_equals, token_hash
 from aggregator.errors import InvalidClient, InvalidRequest
 from aggregator.json_input import check_compact_jws
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
+from aggregator.oauth.profile import rules
 from aggregator.services import services
 from aggregator.store.clients import ClientRecord
 
@@ -50,9 +52,11 @@ def authenticate_client(endpoint_url: str) -> ClientRecord:
     may name it, the token endpoint or the issuer as its audience.
     """
     presented = _credentials()
-    client = services().store.clients.get(presented.client_id)
+    svc = services()
+    client = svc.store.clients.get(presented.client_id)
     if client is None:
         raise InvalidClient("Unknown client.")
+    rules(svc.settings).check_client(client)
     if presented.method != client.token_endpoint_auth_method:
         raise InvalidClient(f"This client authenticates with {client.token_endpoint_auth_method}, "
                             f"not {presented.method}.")
@@ -128,19 +132,15 @@ def _check_secret(client: ClientRecord, secret: str) -> None:
 
 def _check_assertion(client: ClientRecord, assertion: str, endpoint_url: str) -> None:
     """RFC 7523 §3 rules for a client assertion, then single use of its ``jti``."""
-    algs = (client.token_endpoint_auth_signing_alg,) if client.token_endpoint_auth_signing_alg \
-        else SIGNING_ALGS
     svc = services()
+    profile = rules(svc.settings)
+    algs = profile.client_algs(client.token_endpoint_auth_signing_alg, SIGNING_ALGS)
     _, claims = verify_client_jwt(svc.client_jwks, client, assertion, algs, InvalidClient)
     now = int(time.time())
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise InvalidClient("The assertion's iss and sub must both be the client_id.")  # §3 items 1, 2
-    audiences = claims.get("aud")
-    audiences = [audiences] if isinstance(audiences, str) else audiences
-    accepted = {svc.issuer, svc.endpoints.token, endpoint_url}
-    if not isinstance(audiences, list) or not accepted.intersection(a for a in audiences
-                                                                    if isinstance(a, str)):
-        raise InvalidClient("The assertion's aud must be the issuer or this endpoint.")  # §3 item 3
+    if not profile.audience_accepted(claims.get("aud"), svc.issuer, (svc.endpoints.token, endpoint_url)):
+        raise InvalidClient(profile.audience_rule)  # §3 item 3
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool):
         raise InvalidClient("The assertion must carry an integer exp.")  # §3 item 4

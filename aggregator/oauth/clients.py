@@ -15,6 +15,7 @@ from aggregator.crypto import new_token, token_hash
 from aggregator.errors import InvalidClientMetadata
 from aggregator.oauth.client_metadata import load_client_metadata
 from aggregator.oauth.consents import end_grant
+from aggregator.oauth.profile import rules
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
@@ -51,9 +52,14 @@ def _check_resource_servers(svc: Services, metadata: dict[str, Any], client_id: 
             raise InvalidClientMetadata(f"resource_server_for: there is no client {other!r}.")
 
 
+def _metadata(svc: Services, document: Any) -> dict[str, Any]:
+    """The validated metadata, within what the server profile allows."""
+    return rules(svc.settings).check_metadata(document, load_client_metadata(document, svc.outbound_policy))
+
+
 def register_client(svc: Services, document: Any, *, operator: bool = False) -> IssuedClient:
     """Validate metadata and create a client with fresh credentials (``operator``: the CLI)."""
-    metadata = load_client_metadata(document, svc.outbound_policy)
+    metadata = _metadata(svc, document)
     client_id = new_token(16)
     _check_resource_servers(svc, metadata, client_id, operator=operator)
     confidential = metadata["token_endpoint_auth_method"] in ("client_secret_basic",
@@ -77,7 +83,7 @@ def update_client(svc: Services, client: ClientRecord, document: Any) -> IssuedC
 
     A client switching to a secret-based method gets a new secret; one switching away loses it.
     """
-    metadata = load_client_metadata(document, svc.outbound_policy)
+    metadata = _metadata(svc, document)
     _check_resource_servers(svc, metadata, client.client_id, operator=False,
                             current=list(client.resource_server_for))
     uses_secret = metadata["token_endpoint_auth_method"] in ("client_secret_basic", "client_secret_post")

@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 from aggregator.crypto import DecryptionError
 from aggregator.errors import InvalidDPoPProof, InvalidDPoPToken, InvalidRequest, UseDPoPNonce
+from aggregator.oauth.profile import rules
 from aggregator.services import Services
 
 #: RFC 9449 §5.1 ``dpop_signing_alg_values_supported``: asymmetric only (§4.2), never ``none``
@@ -37,6 +38,14 @@ _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 #: an RFC 7638 SHA-256 thumbprint, base64url without padding (RFC 9449 §10 ``dpop_jkt``)
 JKT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _NONCE_AAD = "dpop-nonce"
+
+
+def _registry(algs: list[str] | None = None) -> jws.JWSRegistry:
+    """joserfc's rules for a proof: room for an RSA public key in the header's ``jwk`` (an
+    RSA-2048 ``n`` alone overruns joserfc's default 512 bytes), other header members ignored."""
+    registry = jws.JWSRegistry(algorithms=algs, strict_check_header=False)
+    registry.max_header_length = 4096
+    return registry
 
 
 def proof(svc: Services, *, client_id: str, endpoint_url: str, access_token: str | None = None,
@@ -58,7 +67,7 @@ def proof(svc: Services, *, client_id: str, endpoint_url: str, access_token: str
 
     if len(values) > 1:  # §4.3 point 1
         raise invalid("Send exactly one DPoP header.")
-    claims, key = _verified(values[0], invalid)
+    claims, key = _verified(values[0], invalid, rules(svc.settings).algs_of(SIGNING_ALGS))
     if claims.get("htm") != request.method:  # point 8
         raise invalid("htm does not match the request method.")
     if not isinstance(claims.get("htu"), str) or _normal(claims["htu"]) != _normal(endpoint_url):
@@ -79,10 +88,11 @@ def proof(svc: Services, *, client_id: str, endpoint_url: str, access_token: str
     return key.thumbprint()
 
 
-def required(client_bound: bool, jkt: str | None) -> str | None:
-    """RFC 9449 §5.2: a client registered with ``dpop_bound_access_tokens`` sends a proof."""
-    if client_bound and jkt is None:
-        raise InvalidDPoPProof("This client must send a DPoP proof (dpop_bound_access_tokens).")
+def required(reason: str | None, jkt: str | None) -> str | None:
+    """A proof where one is required (``reason`` says why: RFC 9449 §5.2 ``dpop_bound_access_tokens``,
+    or the server profile, :meth:`.profile.Profile.dpop_requirement`)."""
+    if reason is not None and jkt is None:
+        raise InvalidDPoPProof(f"This client must send a DPoP proof ({reason}).")
     return jkt
 
 
@@ -122,18 +132,18 @@ def new_nonce(svc: Services) -> str:
 # ------------------------------------------------------------------ the steps of §4.3
 
 
-def _verified(value: str, invalid: Any) -> tuple[dict[str, Any], RSAKey | ECKey]:
-    """Points 2-7: a compact JWS, ``typ``, an asymmetric ``alg`` we support, a public ``jwk``
+def _verified(value: str, invalid: Any, algs: tuple[str, ...]) -> tuple[dict[str, Any], RSAKey | ECKey]:
+    """Points 2-7: a compact JWS, ``typ``, an asymmetric ``alg`` of ``algs``, a public ``jwk``
     that verifies the signature, and a JSON claims object."""
     try:
-        unverified = jws.extract_compact(value.encode("ascii"))
+        unverified = jws.extract_compact(value.encode("ascii"), registry=_registry())
     except (JoseError, ValueError, UnicodeError):
         raise invalid("The DPoP proof is not a compact JWS.") from None
     header = unverified.headers()
     if header.get("typ") != TYP:
         raise invalid(f"The DPoP proof's typ must be {TYP}.")
-    if header.get("alg") not in SIGNING_ALGS:
-        raise invalid(f"The DPoP proof's alg must be one of {', '.join(SIGNING_ALGS)}.")
+    if header.get("alg") not in algs:
+        raise invalid(f"The DPoP proof's alg must be one of {', '.join(algs)}.")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict) or jwk.get("kty") not in ("RSA", "EC"):
         raise invalid("The DPoP proof's jwk must be an RSA or EC public key.")
@@ -141,7 +151,7 @@ def _verified(value: str, invalid: Any) -> tuple[dict[str, Any], RSAKey | ECKey]
         raise invalid("The DPoP proof's jwk contains a private key.")
     try:
         key = JWKRegistry.import_key(jwk)
-        jws.deserialize_compact(value, key, algorithms=[header["alg"]])
+        jws.deserialize_compact(value, key, registry=_registry([header["alg"]]))
         claims = json.loads(unverified.payload)
     except (JoseError, ValueError, TypeError):
         raise invalid("The DPoP proof's signature does not verify with its jwk.") from None

@@ -1,8 +1,9 @@
 """ID tokens (OIDC Core §2) and pairwise subject identifiers (OIDC Core §8.1).
 
 Signed with our current key for the client's ``id_token_signed_response_alg`` (RS256 unless it
-registered ES256 or PS256). ``at_hash``, ``c_hash`` and ``s_hash`` are the left half of the
-hash of the value, with the hash of the signing algorithm (§3.3.2.11, FAPI 1 §5.2.2.1).
+registered ES256 or PS256; the server profile may narrow that, :mod:`.profile`). ``at_hash``,
+``c_hash`` and ``s_hash`` are the left half of the hash of the value, with the hash of the
+signing algorithm (§3.3.2.11, FAPI 1 §5.2.2.1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
 
 from aggregator.oauth.claims import requested
+from aggregator.oauth.profile import rules
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
@@ -47,7 +49,7 @@ def issue_id_token(svc: Services, client: ClientRecord, *, person_id: str, nonce
                    claims: dict[str, dict[str, Any]] | None = None, access_token: str | None = None,
                    code: str | None = None, state: str | None = None) -> str:
     """Sign an ID token for ``client`` about ``person_id``."""
-    alg = client.id_token_signed_response_alg
+    alg = rules(svc.settings).signing_alg(client.id_token_signed_response_alg)
     key = svc.signing_keys.current(alg)
     now = int(time.time())
     claims = claims or {}

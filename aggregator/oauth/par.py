@@ -3,7 +3,8 @@
 1. no caching; a form body with one value per parameter     RFC 9126 §2.1
 2. authenticate the client                                   RFC 9126 §2
 3. no ``request_uri`` inside; a ``request`` object replaces the rest   §2.1, RFC 9101 §5
-4. validate exactly as the authorization endpoint would      §2.1 ("MUST validate")
+4. validate exactly as the authorization endpoint would      §2.1 ("MUST validate"),
+   and by the profile's rules (redirect URI, response type)  FAPI 2.0 §5.3.2.2
 5. a DPoP proof binds the code to its key, as ``dpop_jkt`` does   RFC 9449 §10.1
 6. store it under a one-time ``request_uri``; answer 201     §2.2
 """
@@ -16,6 +17,7 @@ from aggregator.errors import InvalidDPoPProof, InvalidRequest
 from aggregator.oauth import dpop
 from aggregator.oauth.authorization_request import redirect_target, validate, with_request_object
 from aggregator.oauth.blueprints import api
+from aggregator.oauth.profile import rules
 from aggregator.oauth.steps import client_request
 from aggregator.security import csrf_exempt
 from aggregator.services import services
@@ -38,6 +40,8 @@ def pushed_authorization_request():
     jkt = dpop.proof(svc, client_id=client.client_id, endpoint_url=svc.endpoints.par)
     if jkt is not None and params.setdefault("dpop_jkt", jkt) != jkt:  # RFC 9449 §10.1
         raise InvalidDPoPProof("dpop_jkt is not the thumbprint of the DPoP proof's key.")
-    validate(client, params, redirect_target(svc, client, params))
+    target = redirect_target(svc, client, params)
+    rules(svc.settings).check_request(params)
+    validate(client, params, target)
     request_uri = svc.store.pushed_requests.push(client.client_id, params, PAR_TTL)
     return jsonify({"request_uri": request_uri, "expires_in": PAR_TTL}), 201

@@ -12,6 +12,7 @@ from typing import Any
 
 from aggregator.errors import InvalidRequestObject
 from aggregator.oauth.client_keys import SIGNING_ALGS, verify_client_jwt
+from aggregator.oauth.profile import rules
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 
@@ -23,7 +24,7 @@ _JWT_CLAIMS = ("iss", "aud", "exp", "nbf", "iat", "jti")
 
 def request_object_params(svc: Services, client: ClientRecord, value: str) -> dict[str, str]:
     """Verify a request object and return its authorization parameters as strings."""
-    algs = (client.request_object_signing_alg,) if client.request_object_signing_alg else SIGNING_ALGS
+    algs = rules(svc.settings).client_algs(client.request_object_signing_alg, SIGNING_ALGS)
     _, claims = verify_client_jwt(svc.client_jwks, client, value, algs, InvalidRequestObject)
     now = int(time.time())
     if claims.get("iss") != client.client_id:

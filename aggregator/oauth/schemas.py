@@ -90,7 +90,8 @@ class TokenResponseSchema(_Response):
                                metadata=_doc("DPoP when the request carried a DPoP proof (RFC 9449 §5)."))
     expires_in = fields.Integer(required=True)
     scope = fields.String(required=True)
-    refresh_token = fields.String(metadata=_doc("Only with offline_access."))
+    refresh_token = fields.String(metadata=_doc("Only with offline_access; not in the answer to a "
+                                                "refresh under the fapi2 profile (no rotation)."))
     authorization_details = fields.List(fields.Nested(GrantedDetailSchema))
     id_token = fields.String(metadata=_doc("Only with openid."))
     grant_id = fields.String(metadata=_doc("Absent for client_credentials."))

@@ -3,11 +3,12 @@
 1. no caching of the answer                     RFC 6749 §5.1
 2. a form body with one value per parameter     RFC 6749 §3.2
 3. authenticate the client                      RFC 6749 §3.2.1
-4. a DPoP proof, if any (required for a client registered with ``dpop_bound_access_tokens``)
-   binds the tokens to its key                  RFC 9449 §5, §5.2
+4. a DPoP proof, if any (required for a client registered with ``dpop_bound_access_tokens``,
+   and of every client under the fapi2 profile) binds the tokens to its key   RFC 9449 §5, §5.2
 5. dispatch on ``grant_type`` the client may use
    - ``authorization_code``  RFC 6749 §4.1.3, PKCE RFC 7636 §4.6, replay §4.1.2
    - ``refresh_token``       RFC 6749 §6, rotation and reuse detection RFC 9700 §4.14.2
+                             (none under fapi2: FAPI 2.0 §5.3.2.1)
    - ``client_credentials``  RFC 6749 §4.4
 6. answer with the tokens, ``grant_id`` and ``introspection_endpoint``
 """
@@ -36,6 +37,7 @@ from aggregator.oauth.consents import end_grant
 from aggregator.oauth.id_token import issue_id_token
 from aggregator.oauth.params import require
 from aggregator.oauth.payment_initiation import granted_payments
+from aggregator.oauth.profile import rules
 from aggregator.oauth.scopes import OFFLINE_ACCESS, OPENID, SCOPES_SUPPORTED, parse_scope
 from aggregator.oauth.steps import client_request
 from aggregator.registry.names import unique_names
@@ -60,7 +62,7 @@ def token():
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"This client is not registered for {grant_type}.")
-    jkt = dpop.required(client.dpop_bound_access_tokens,
+    jkt = dpop.required(rules(svc.settings).dpop_requirement(client),
                         dpop.proof(svc, client_id=client.client_id, endpoint_url=svc.endpoints.token))
     return jsonify(exchange(svc, client, params, jkt))
 
@@ -137,10 +139,14 @@ def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str],
         access_scopes = parse_scope(params["scope"])
         if not access_scopes or not set(access_scopes) <= set(scopes):
             raise InvalidScope("A refresh can only keep or narrow the original scope.")
-    try:
-        current = svc.store.tokens.rotate_refresh_token(record)
-    except RefreshTokenReused:  # a concurrent exchange of the same token won
-        _reused(svc, record)
+    rotate = rules(svc.settings).rotate_refresh_tokens
+    if rotate:
+        try:
+            current = svc.store.tokens.rotate_refresh_token(record)
+        except RefreshTokenReused:  # a concurrent exchange of the same token won
+            _reused(svc, record)
+    else:  # FAPI 2.0 §5.3.2.1: a retry with the same refresh token must keep working
+        current = svc.store.tokens.find_refresh_token(params["refresh_token"])
     grant = svc.store.grants.get_for(current.person_id or "", current.grant_id or "") \
         if current is not None else None
     if current is None or grant is None:
@@ -149,7 +155,8 @@ def refresh_token(svc: Services, client: ClientRecord, params: dict[str, str],
     # later consent added to the grant)
     return _person_tokens(svc, client, grant, scopes=access_scopes, pairs=current.pairs,
                           family=current.family, auth_time=current.auth_time, claims=current.claims,
-                          nonce=None, include_auth_time=True, refresh_scopes=scopes, jkt=jkt)
+                          nonce=None, include_auth_time=True, refresh_scopes=scopes, jkt=jkt,
+                          new_refresh_token=rotate)
 
 
 def _reused(svc: Services, record: RefreshTokenRecord) -> NoReturn:
@@ -191,12 +198,13 @@ def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes:
                    pairs: Pairs | None, family: str | None, auth_time: int | None,
                    claims: dict[str, Any], nonce: str | None, include_auth_time: bool,
                    refresh_scopes: tuple[str, ...] | None = None,
-                   jkt: str | None = None) -> TokenResponse:
+                   jkt: str | None = None, new_refresh_token: bool = True) -> TokenResponse:
     """Access token, refresh token (only with offline_access) and ID token (only with openid),
     with the institutions the access token reaches as RFC 9396 ``authorization_details``.
 
     With a DPoP key ``jkt`` the access token is bound to it, and so is a public client's
-    refresh token (RFC 9449 §5: a confidential client's is bound by its authentication)."""
+    refresh token (RFC 9449 §5: a confidential client's is bound by its authentication).
+    ``new_refresh_token`` False: a refresh that keeps its refresh token answers none."""
     person_id, grant_id = grant.person_id, grant.id
     scope = " ".join(scopes)
     ttl = svc.settings.access_token_ttl
@@ -206,7 +214,7 @@ def _person_tokens(svc: Services, client: ClientRecord, grant: Grant, *, scopes:
     response: TokenResponse = {"access_token": access, "token_type": _token_type(jkt), "expires_in": ttl,
                                "scope": scope}
     refresh_scopes = refresh_scopes or scopes
-    if OFFLINE_ACCESS in refresh_scopes and "refresh_token" in client.grant_types:
+    if new_refresh_token and OFFLINE_ACCESS in refresh_scopes and "refresh_token" in client.grant_types:
         refresh, _ = svc.store.tokens.issue_refresh_token(
             client_id=client.client_id, person_id=person_id, grant_id=grant_id,
             scope=" ".join(refresh_scopes), ttl=svc.settings.refresh_token_ttl, family=family,
