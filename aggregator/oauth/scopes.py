@@ -12,7 +12,7 @@ OFFLINE_ACCESS = "offline_access"
 
 #: every scope, in the order discovery lists them and the consent page explains them
 SCOPES_SUPPORTED: tuple[str, ...] = (OPENID, OFFLINE_ACCESS, "accounts:read", "balances:read",
-                                     "transactions:read")
+                                     "transactions:read", "events")
 
 #: what the consent page says for each scope
 DESCRIPTIONS: dict[str, str] = {
@@ -21,6 +21,8 @@ DESCRIPTIONS: dict[str, str] = {
     "accounts:read": "See your accounts: their names, types and numbers",
     "balances:read": "See your account balances",
     "transactions:read": "See your transactions: amounts, dates and descriptions",
+    # the app's own scope (client credentials): managing its event stream (aggregator/events)
+    "events": "Receive events about the access you gave it",
 }
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

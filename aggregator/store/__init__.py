@@ -20,6 +20,7 @@ from aggregator.store.codes import AuthorizationCodeRepository
 from aggregator.store.connection import RedisTopology
 from aggregator.store.dpop import DPoPProofRepository
 from aggregator.store.durability import Durability
+from aggregator.store.events import EventOutbox, EventStreams
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
@@ -138,3 +139,13 @@ class Store:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self.redis, self.keyring)
+
+    # ------------------------------------------------------------------ events to apps (SSF)
+
+    @cached_property
+    def event_outbox(self) -> EventOutbox:
+        return EventOutbox(self.redis)
+
+    @cached_property
+    def event_streams(self) -> EventStreams:
+        return EventStreams(self.redis)

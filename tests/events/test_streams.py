@@ -1,0 +1,118 @@
+"""An app manages its SSF stream; the person revokes it on the dashboard; the SET arrives signed."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from aggregator.events.types import SESSION_REVOKED
+from tests.events.conftest import events_app, events_token, push_stream, stream_call, verified
+from tests.oauth.apps import INITIAL_ACCESS_TOKEN, code_flow, exchange, seed_registration, signed_up
+
+
+def test_discovery_names_every_endpoint(make_as):
+    server = make_as()
+    config = requests.get(f"{server.url}/.well-known/ssf-configuration", timeout=10).json()
+    assert config["issuer"] == server.url
+    assert config["jwks_uri"] == f"{server.url}/jwks"
+    assert config["delivery_methods_supported"] == ["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"]
+    for name in ("configuration_endpoint", "status_endpoint", "verification_endpoint"):
+        assert config[name].startswith(f"{server.url}/ssf/")
+    assert config["authorization_schemes"] == [{"spec_urn": "urn:ietf:rfc:6749"}]
+
+
+def test_the_person_revoking_the_app_sends_it_a_verifiable_set_within_a_second(
+        make_as, receiver, delivery_worker):
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    agent = signed_up(server, "ada")
+    seed_registration(server, agent, "Bank of Astoria")
+    grapher = events_app(server)
+    params, verifier = code_flow(server, grapher, agent)
+    tokens = exchange(grapher, params["code"], verifier).json()
+    _, stream = push_stream(server, grapher, receiver.url)
+    assert stream["aud"] == grapher.client_id and stream["iss"] == server.url
+    assert SESSION_REVOKED in stream["events_delivered"]
+    delivery_worker(server)
+
+    revoked = agent.post_form(f"/apps/{tokens['grant_id']}/revoke", {}, form_page="/")
+    assert revoked.status_code == 303
+    at = time.monotonic()
+    sets = receiver.wait_for(1, timeout=1.0)
+    assert sets, "no SET within a second of the revocation"
+    assert time.monotonic() - at <= 1.0
+    _, claims = verified(server, sets[0])
+    assert claims["aud"] == grapher.client_id
+    event = claims["events"][SESSION_REVOKED]
+    assert event["grant_id"] == tokens["grant_id"] and event["initiating_entity"] == "user"
+    userinfo = requests.get(f"{server.url}/userinfo", timeout=10,
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert userinfo.status_code == 401, "the token died with the grant"
+    subject = claims["sub_id"]
+    assert subject["format"] == "complex"
+    assert subject["session"] == {"format": "opaque", "id": tokens["grant_id"]}
+    assert subject["user"]["iss"] == server.url
+    assert subject["user"]["sub"] == tokens_sub(server, tokens["id_token"])
+
+
+def tokens_sub(server, id_token: str) -> str:
+    from tests.oauth.apps import id_token_claims
+
+    return id_token_claims(server, id_token)["sub"]
+
+
+def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    app = events_app(server)
+    token = events_token(app)
+
+    def check(answer: requests.Response, status: int, error: str) -> None:
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == error and answer.json().get("error_description") or status == 401
+
+    check(stream_call(server, "", "GET"), 401, "invalid_token")
+    check(stream_call(server, "not-a-token", "GET"), 401, "invalid_token")
+    check(stream_call(server, token, "GET"), 404, "not_found")
+    check(requests.post(f"{server.url}/ssf/stream", data="x", timeout=10,
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}),
+          415, "invalid_request")
+    check(requests.post(f"{server.url}/ssf/stream", data="[" * 5000, timeout=10,
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Content-Type": "application/json"}), 400, "invalid_request")
+    check(stream_call(server, token, "POST", body=[]), 400, "invalid_request")
+    check(stream_call(server, token, "POST", body={}), 400, "invalid_request")
+    check(stream_call(server, token, "POST", body={"delivery": {"method": "smoke-signals"}}),
+          400, "invalid_request")
+    check(stream_call(server, token, "POST", body={"delivery": {
+        "method": "urn:ietf:rfc:8935", "endpoint_url": "http://app.example/events"}}),
+          400, "invalid_request")
+    check(stream_call(server, token, "POST", body={"delivery": {
+        "method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url},
+        "events_requested": ["https://example.com/not-ours"]}), 400, "invalid_request")
+    created = stream_call(server, token, "POST", body={"delivery": {
+        "method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url}})
+    assert created.status_code == 201, created.text
+    check(stream_call(server, token, "POST", body={"delivery": {
+        "method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url}}), 409, "invalid_request")
+    check(stream_call(server, token, "GET", params={"stream_id": "someone-elses"}), 404, "not_found")
+    check(stream_call(server, token, "PATCH", body={"description": "no id"}), 400, "invalid_request")
+    check(stream_call(server, token, "POST", "/ssf/status",
+                      body={"stream_id": created.json()["stream_id"], "status": "asleep"}),
+          400, "invalid_request")
+    check(stream_call(server, token, "DELETE"), 400, "invalid_request")
+    check(stream_call(server, token, "POST", "/ssf/poll", body={}), 400, "invalid_request")
+
+    # a token the app got for a person does not manage the app's stream
+    agent = signed_up(server, "bob")
+    params, verifier = code_flow(server, app, agent, scope="openid events")
+    personal = exchange(app, params["code"], verifier).json()["access_token"]
+    check(stream_call(server, personal, "GET"), 403, "insufficient_scope")
+
+    stream_id = created.json()["stream_id"]
+    read = stream_call(server, token, "GET", params={"stream_id": stream_id})
+    assert read.status_code == 200 and read.json()["stream_id"] == stream_id
+    patched = stream_call(server, token, "PATCH", body={"stream_id": stream_id, "description": "d"})
+    assert patched.status_code == 200 and patched.json()["description"] == "d"
+    deleted = stream_call(server, token, "DELETE", params={"stream_id": stream_id})
+    assert deleted.status_code == 204
+    check(stream_call(server, token, "GET"), 404, "not_found")
