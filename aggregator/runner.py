@@ -24,8 +24,8 @@ from config import ConfigError, Settings, load_settings
 
 DEFAULT_REDIS_PORT = 6390
 #: restarts of the embedded Redis (or of a worker: refresher, event delivery) allowed within
-#: RESTART_WINDOW seconds;
-#: more means a fault that restarting does not cure (a corrupt append-only file, a full disk)
+#: RESTART_WINDOW seconds; more means a fault that restarting does not cure (a corrupt
+#: append-only file, a full disk)
 MAX_REDIS_RESTARTS = 5
 RESTART_WINDOW = 60.0
 

@@ -46,9 +46,30 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
+def receivers() -> Iterator[Callable[[], Receiver]]:
+    """Start receivers, each on its own loopback port; stopped after the test."""
+    servers: list[ThreadingHTTPServer] = []
 
+    def start() -> Receiver:
+        state = Receiver()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+        state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return state
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver(receivers) -> Receiver:
+    return receivers()
+
+
+def _handler(state: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
@@ -69,13 +90,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    return Handler
 
 
 def events_app(server: LiveAS, name: str = "Grapher") -> App:
