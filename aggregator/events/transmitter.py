@@ -115,8 +115,7 @@ def _body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
 def _stream(svc: Services, client_id: str, stream_id: str | None) -> StreamRecord:
     """The app's stream; a ``stream_id`` that is not its stream's is a 404 (§8.1.1.2)."""
     record = svc.store.event_streams.get(client_id)
-    if record is None or (stream_id is not None
-                          and not secrets.compare_digest(stream_id, record.stream_id)):
+    if record is None or (stream_id is not None and stream_id != record.stream_id):
         raise NotFound("No such stream for this app.")
     return record
 
