@@ -116,3 +116,25 @@ def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
     deleted = stream_call(server, token, "DELETE", params={"stream_id": stream_id})
     assert deleted.status_code == 204
     check(stream_call(server, token, "GET"), 404, "not_found")
+
+
+def test_the_person_narrowing_the_grant_sends_what_it_allows_now(make_as, receiver, delivery_worker):
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    agent = signed_up(server, "cyd")
+    astoria = seed_registration(server, agent, "Bank of Astoria")
+    seed_registration(server, agent, "Bank of Brindle")
+    grapher = events_app(server)
+    params, verifier = code_flow(server, grapher, agent, scope="openid accounts:read")
+    grant_id = exchange(grapher, params["code"], verifier).json()["grant_id"]
+    push_stream(server, grapher, receiver.url)
+    delivery_worker(server)
+
+    edited = agent.post_form(f"/apps/{grant_id}/edit", {"keep": f"{astoria.id} accounts:read"},
+                             form_page="/")
+    assert edited.status_code == 303
+    (signed,) = receiver.wait_for(1, timeout=1.0)
+    event = verified(server, signed)[1]["events"][f"{server.url}/events/grant-changed"]
+    assert event["grant_id"] == grant_id
+    assert event["authorization_details"] == [{
+        "type": "account_information", "actions": ["accounts:read"],
+        "registration_id": astoria.id, "name": "Bank of Astoria"}]
