@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from aggregator.store import key_names
+from aggregator.store import consumer_groups, key_names
 
 GROUP = "deliverers"
 #: a delivery pending this long without its worker vouching for it is taken over (a worker
@@ -360,15 +360,8 @@ class EventStreams:
 
     def take(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
         """Deliveries for ``consumer``: abandoned ones first (a dead worker's), then new."""
-        self._ensure_group()
-        _, claimed, *_ = self.redis.xautoclaim(key_names.EVENT_DELIVERIES, GROUP, consumer,
-                                               min_idle_time=CLAIM_IDLE_MS, count=count)
-        entries = list(claimed)
-        if len(entries) < count:
-            fresh = self.redis.xreadgroup(GROUP, consumer, {key_names.EVENT_DELIVERIES: ">"},
-                                          count=count - len(entries), block=block_ms)
-            for _, items in fresh or []:
-                entries.extend(items)
+        entries = consumer_groups.take(self.redis, key_names.EVENT_DELIVERIES, GROUP, consumer,
+                                       count=count, block_ms=block_ms, claim_idle_ms=CLAIM_IDLE_MS)
         taken = []
         for entry_id, data in entries:
             if not data:  # deleted while pending
@@ -406,17 +399,10 @@ class EventStreams:
                                  args=[time.time()]))
 
     def queue_status(self) -> dict[str, int | bool]:
-        self._ensure_group()
+        consumer_groups.ensure_group(self.redis, key_names.EVENT_DELIVERIES, GROUP)
         pending = self.redis.xpending(key_names.EVENT_DELIVERIES, GROUP)
         return {"queued": int(self.redis.xlen(key_names.EVENT_DELIVERIES)),
                 "in_flight": int(pending["pending"]),
                 "retrying": int(self.redis.zcard(key_names.EVENT_RETRIES)),
                 "outboxes": int(self.redis.zcard(key_names.EVENT_OUTBOXES)),
                 "worker_alive": self.worker_alive()}
-
-    def _ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(key_names.EVENT_DELIVERIES, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
