@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from aggregator.events.relay import relay_once
+from aggregator.events.types import PUSH
 from aggregator.outbound import OutboundError, OutboundSession
 from aggregator.store.events import Delivery
 
@@ -142,11 +143,11 @@ class DeliveryWorker:
             self._busy.release()
 
     def push(self, delivery: Delivery) -> str:
-        """RFC 8935 §2: POST the SET; ``delivered``, ``retry``, ``failing`` or ``gone``."""
+        """RFC 8935 §2: POST the SET; ``delivered``, ``retry``, ``failing``, ``gone`` (or, for a
+        stream no longer pushed to, ``held``, ``poll`` or ``dropped``)."""
         stream = self.streams.get(delivery.client_id)
-        if stream is None or stream.method != "urn:ietf:rfc:8935":
-            self.streams.delivered(delivery)  # deleted or switched to poll meanwhile: dropped
-            return "gone"
+        if stream is None or stream.method != PUSH or stream.status != "enabled":
+            return self.streams.redirect(delivery)  # the stream changed since it was queued
         try:
             answer = self.http.post(stream.endpoint_url, data=delivery.set.encode(),
                                     headers={"Content-Type": "application/secevent+jwt",

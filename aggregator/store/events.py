@@ -41,7 +41,9 @@ MAX_WAITING = 10_000
 #: transaction announced by it may not have run yet (see ``forget_if_drained``)
 ANNOUNCE_GRACE = 2.0
 
-STATUSES = ("enabled", "paused", "disabled")
+#: RFC 8936 poll delivery: SETs wait in the stream's poll set (the transmitter's constant is
+#: ``aggregator.events.types.POLL``; the store does not import the events package)
+POLL = "urn:ietf:rfc:8936"
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,38 @@ class EventStreams:
     return 'retry'
     """
 
+    # A queued push whose stream changed meanwhile leaves the queue as the stream now says:
+    # paused -> held, switched to poll -> the poll set, disabled or gone -> dropped.
+    _REDIRECT = """
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('XDEL', KEYS[1], ARGV[2])
+    local method = redis.call('HGET', KEYS[2], 'method')
+    local status = redis.call('HGET', KEYS[2], 'status')
+    if not method or status == 'disabled' then return 'dropped' end
+    if status == 'paused' then
+        redis.call('LPUSH', KEYS[3], cjson.encode({jti = ARGV[3], set = ARGV[4]}))
+        redis.call('LTRIM', KEYS[3], 0, ARGV[5] - 1)
+        return 'held'
+    end
+    redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+    redis.call('ZADD', KEYS[5], ARGV[6], ARGV[3])
+    return 'poll'
+    """
+
+    # A stream switched from poll to push: the SETs waiting for a poll are pushed, oldest first.
+    _POLLED_TO_PUSH = """
+    local jtis = redis.call('ZRANGE', KEYS[1], 0, -1)
+    for _, jti in ipairs(jtis) do
+        local set = redis.call('HGET', KEYS[2], jti)
+        if set then
+            redis.call('XADD', KEYS[3], '*', 'client_id', ARGV[1], 'jti', jti, 'set', set,
+                       'attempt', '0')
+        end
+    end
+    redis.call('DEL', KEYS[1], KEYS[2])
+    return #jtis
+    """
+
     # Retries that are due go back into the delivery queue.
     _PROMOTE = """
     local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
@@ -244,6 +278,8 @@ class EventStreams:
         self._failed = client.register_script(self._FAILED)
         self._promote = client.register_script(self._PROMOTE)
         self._release = client.register_script(self._RELEASE)
+        self._redirect = client.register_script(self._REDIRECT)
+        self._polled_to_push = client.register_script(self._POLLED_TO_PUSH)
 
     # ------------------------------------------------------------------ streams
 
@@ -271,11 +307,18 @@ class EventStreams:
         return True
 
     def save(self, record: StreamRecord) -> None:
+        """Store the stream's configuration; a switch from poll to push pushes what waited."""
+        key = key_names.event_stream(record.client_id)
+        before = self.redis.hget(key, "method")
         fields = asdict(record)
         fields.pop("extra")
         fields["events_requested"] = json.dumps(record.events_requested)
         fields["updated_at"] = int(time.time())
-        self.redis.hset(key_names.event_stream(record.client_id), mapping=fields)
+        self.redis.hset(key, mapping=fields)
+        if before == POLL.encode() and record.method != POLL:
+            self._polled_to_push(keys=[key_names.event_poll_order(record.client_id),
+                                       key_names.event_poll(record.client_id),
+                                       key_names.EVENT_DELIVERIES], args=[record.client_id])
 
     def delete(self, client_id: str) -> bool:
         """The stream and everything waiting for it (queued pushes are dropped when taken)."""
@@ -381,6 +424,16 @@ class EventStreams:
         pipe.xack(key_names.EVENT_DELIVERIES, GROUP, delivery.entry_id)
         pipe.xdel(key_names.EVENT_DELIVERIES, delivery.entry_id)
         pipe.execute()
+
+    def redirect(self, delivery: Delivery) -> str:
+        """Take a push out of the queue for a stream that is no longer pushed to now (paused,
+        switched to poll, disabled, deleted): ``held``, ``poll`` or ``dropped``."""
+        return self._redirect(
+            keys=[key_names.EVENT_DELIVERIES, key_names.event_stream(delivery.client_id),
+                  key_names.event_held(delivery.client_id), key_names.event_poll(delivery.client_id),
+                  key_names.event_poll_order(delivery.client_id)],
+            args=[GROUP, delivery.entry_id, delivery.jti, delivery.set, MAX_WAITING, time.time()],
+        ).decode()
 
     def failed(self, delivery: Delivery, *, retry_at: float | None, reason: str) -> str:
         """Leave the queue: retry at ``retry_at``, or (None: attempts exhausted) hold the SET

@@ -144,3 +144,40 @@ def test_poll_delivery_hands_out_sets_until_acknowledged(make_as, delivery_worke
     acked = stream_call(server, token, "POST", "/ssf/poll",
                         body={"ack": [jti], "returnImmediately": True})
     assert acked.json() == {"sets": {}, "moreAvailable": False}
+
+
+def test_pausing_holds_sets_and_switching_delivery_method_loses_none(make_as, receiver,
+                                                                     delivery_worker):
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    app = events_app(server)
+    token, stream = push_stream(server, app, receiver.url)
+    stream_id = stream["stream_id"]
+    delivery_worker(server)
+
+    paused = stream_call(server, token, "POST", "/ssf/status",
+                         body={"stream_id": stream_id, "status": "paused", "reason": "maintenance"})
+    assert paused.json() == {"stream_id": stream_id, "status": "paused", "reason": "maintenance"}
+    verify(server, token, stream_id, "while-paused")
+    time.sleep(0.5)
+    assert receiver.requests_seen == 0, "a paused stream's SETs are held (SSF 1.0 §8.1.2)"
+    stream_call(server, token, "POST", "/ssf/status", body={"stream_id": stream_id, "status": "enabled"})
+    assert receiver.wait_for(1, timeout=2)
+
+    to_poll = stream_call(server, token, "PATCH", body={"stream_id": stream_id,
+                                                        "delivery": {"method": "urn:ietf:rfc:8936"}})
+    assert to_poll.status_code == 200 and to_poll.json()["delivery"]["method"] == "urn:ietf:rfc:8936"
+    verify(server, token, stream_id, "polled")
+    deadline = time.monotonic() + 2
+    waiting = {}
+    while not waiting and time.monotonic() < deadline:
+        waiting = stream_call(server, token, "POST", "/ssf/poll",
+                              body={"returnImmediately": True}).json()["sets"]
+    (signed,) = waiting.values()
+    assert verified(server, signed)[1]["events"] == {VERIFICATION: {"state": "polled"}}
+
+    back = stream_call(server, token, "PUT", body={"stream_id": stream_id, "delivery": {
+        "method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url}})
+    assert back.status_code == 200, back.text
+    states = [verified(server, s)[1]["events"][VERIFICATION]["state"]
+              for s in receiver.wait_for(2, timeout=2)]
+    assert states == ["while-paused", "polled"], "the unacknowledged SET is pushed after the switch"
