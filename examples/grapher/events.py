@@ -15,6 +15,7 @@ from threading import Lock
 from typing import Any
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -41,8 +42,9 @@ class EventInbox:
         """What the AS said about ``grant_id`` since the last look, and whether it was revoked."""
         if not grant_id:
             return [], False
-        with contextlib.suppress(requests.RequestException, ValueError, JoseError, KeyError):
-            self._poll(client)
+        with contextlib.suppress(requests.RequestException, AuthlibBaseError, ValueError, JoseError,
+                                 KeyError, TypeError, AttributeError):
+            self._poll(client)  # an AS without events, or one whose answer makes no sense
         key = (client.provider.issuer, grant_id)
         with self._lock:
             revoked = key in self._revoked
