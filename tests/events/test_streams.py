@@ -160,3 +160,16 @@ def test_a_payment_status_change_reaches_the_app_that_initiated_it(make_as, rece
     (signed,) = receiver.wait_for(1, timeout=1.0)
     event = verified(server, signed)[1]["events"][f"{server.url}/events/payment-status-changed"]
     assert (event["payment_id"], event["status"], event["grant_id"]) == ("pay-1", "completed", grant_id)
+
+
+def test_deleting_the_app_deletes_its_stream(make_as, receiver):
+    from aggregator.events.cli import events
+
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    app = events_app(server)
+    push_stream(server, app, receiver.url)
+    assert app.client_id in server.app.test_cli_runner().invoke(events, ["status"]).output
+    deleted = requests.delete(app.info["registration_client_uri"], timeout=10,
+                              headers={"Authorization": f"Bearer {app.info['registration_access_token']}"})
+    assert deleted.status_code == 204
+    assert app.client_id not in server.app.test_cli_runner().invoke(events, ["status"]).output
