@@ -259,6 +259,7 @@ def _event_paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
             "operationId": "verifyStream", "summary": "Ask for a verification event (§8.1.4)",
             "security": app, "requestBody": _body(VerificationRequestSchema, JSON),
             "responses": {204: {"description": "A verification SET is on its way."},
+                          429: _json("slow_down: more than 30 requests this minute.", ErrorSchema),
                           **_errors(400, 401, 403, 404, 413, 415)}}}, []),
         ("/ssf/poll", {"post": {
             "operationId": "pollEvents", "summary": "Poll delivery (RFC 8936 §2.4)",

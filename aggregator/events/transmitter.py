@@ -28,6 +28,7 @@ from aggregator.errors import (
     InsufficientScope,
     InvalidRequest,
     NotFound,
+    TooManyRequests,
     UnsupportedMediaType,
     api_blueprint,
 )
@@ -271,6 +272,8 @@ def verify() -> tuple[str, int]:
     svc, client_id = _app("verification_endpoint")
     body = _body(VerificationRequestSchema())
     record = _stream(svc, client_id, body["stream_id"])
+    if not svc.store.event_streams.verification_allowed(client_id):
+        raise TooManyRequests("At most 30 verification requests a minute (SSF 1.0 §8.1.4.2).")
     payload = {"state": body["state"]} if "state" in body else {}
     jti = secrets.token_hex(16)
     signed = sign_set(svc, audience=client_id, jti=jti,

@@ -37,6 +37,8 @@ HEARTBEAT_TTL_MS = 5_000
 QUEUED_MARK_MS = 24 * 3600 * 1000
 #: SETs held for a paused stream, and waiting for a poll receiver, at most (oldest dropped)
 MAX_WAITING = 10_000
+#: verification requests a stream may make per minute (each queues a SET)
+MAX_VERIFICATIONS = 30
 #: a person's index entry younger than this is kept even when their outbox looks empty: the
 #: transaction announced by it may not have run yet (see ``forget_if_drained``)
 ANNOUNCE_GRACE = 2.0
@@ -358,6 +360,17 @@ class EventStreams:
         pipe.zcard(key_names.event_poll_order(client_id))
         held, polled = pipe.execute()
         return {"held": int(held), "awaiting_poll": int(polled)}
+
+    _COUNT = """
+    local n = redis.call('INCR', KEYS[1])
+    if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+    return n
+    """
+
+    def verification_allowed(self, client_id: str) -> bool:
+        """At most MAX_VERIFICATIONS verification requests per stream and minute."""
+        count = self.redis.eval(self._COUNT, 1, key_names.event_verifications(client_id), 60_000)
+        return int(count) <= MAX_VERIFICATIONS
 
     # ------------------------------------------------------------------ queueing
 

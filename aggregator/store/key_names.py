@@ -281,3 +281,8 @@ def event_poll_order(client_id: str) -> str:
 def event_queued(jti: str) -> str:
     """Marks a SET queued once, so a fact relayed twice (a crash) is not queued twice."""
     return f"ssf-queued:{EVENTS_TAG}:{jti}"
+
+
+def event_verifications(client_id: str) -> str:
+    """Counts an app's verification requests in the current minute (a cap, not a schedule)."""
+    return f"ssf-verify:{EVENTS_TAG}:{client_id}"

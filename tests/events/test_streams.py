@@ -113,6 +113,11 @@ def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
     assert read.status_code == 200 and read.json()["stream_id"] == stream_id
     patched = stream_call(server, token, "PATCH", body={"stream_id": stream_id, "description": "d"})
     assert patched.status_code == 200 and patched.json()["description"] == "d"
+    for _ in range(30):
+        assert stream_call(server, token, "POST", "/ssf/verify",
+                           body={"stream_id": stream_id}).status_code == 204
+    check(stream_call(server, token, "POST", "/ssf/verify", body={"stream_id": stream_id}),
+          429, "slow_down")
     deleted = stream_call(server, token, "DELETE", params={"stream_id": stream_id})
     assert deleted.status_code == 204
     check(stream_call(server, token, "GET"), 404, "not_found")
@@ -173,3 +178,26 @@ def test_deleting_the_app_deletes_its_stream(make_as, receiver):
                               headers={"Authorization": f"Bearer {app.info['registration_access_token']}"})
     assert deleted.status_code == 204
     assert app.client_id not in server.app.test_cli_runner().invoke(events, ["status"]).output
+
+
+def test_a_dpop_bound_token_manages_the_stream_only_with_its_proof(make_as, receiver):
+    from tests.oauth.test_dpop import Holder, token_request
+
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    app = events_app(server)
+    holder = Holder()
+    issued = token_request(app, holder, grant_type="client_credentials", scope="events")
+    assert issued.status_code == 200 and issued.json()["token_type"] == "DPoP", issued.text
+    token = issued.json()["access_token"]
+    url = f"{server.url}/ssf/stream"
+    body = {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url}}
+    created = requests.post(url, json=body, timeout=10, headers={
+        "Authorization": f"DPoP {token}", "DPoP": holder.proof("POST", url, token=token)})
+    assert created.status_code == 201, created.text
+    without_proof = requests.get(url, timeout=10, headers={"Authorization": f"DPoP {token}"})
+    assert without_proof.status_code == 401 and "error" in without_proof.json()
+    as_bearer = requests.get(url, timeout=10, headers={"Authorization": f"Bearer {token}"})
+    assert as_bearer.status_code == 401
+    read = requests.get(url, timeout=10, headers={"Authorization": f"DPoP {token}",
+                                                  "DPoP": holder.proof("GET", url, token=token)})
+    assert read.status_code == 200 and read.json()[0]["stream_id"] == created.json()["stream_id"]
