@@ -7,9 +7,10 @@ Our own types are URIs under the issuer; a grant the person revoked is CAEP's
 
 from __future__ import annotations
 
+from aggregator.store.events import POLL
+
 #: RFC 8935 push and RFC 8936 poll delivery (SSF 1.0 §6.1)
 PUSH = "urn:ietf:rfc:8935"
-POLL = "urn:ietf:rfc:8936"
 DELIVERY_METHODS = (PUSH, POLL)
 
 #: OpenID CAEP 1.0 §3.1: the person revoked the app's grant on their dashboard

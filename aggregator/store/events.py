@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
@@ -43,8 +43,7 @@ MAX_VERIFICATIONS = 30
 #: transaction announced by it may not have run yet (see ``forget_if_drained``)
 ANNOUNCE_GRACE = 2.0
 
-#: RFC 8936 poll delivery: SETs wait in the stream's poll set (the transmitter's constant is
-#: ``aggregator.events.types.POLL``; the store does not import the events package)
+#: RFC 8936 poll delivery: its SETs wait in the stream's poll set (the scripts below spell it too)
 POLL = "urn:ietf:rfc:8936"
 
 
@@ -73,7 +72,6 @@ class StreamRecord:
     updated_at: int = 0
     #: when delivery last gave up (attempts exhausted), 0 when it has not since the last enable
     failed_at: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failing(self) -> bool:
@@ -312,8 +310,7 @@ class EventStreams:
         """Store the stream's configuration; a switch from poll to push pushes what waited."""
         key = key_names.event_stream(record.client_id)
         before = self.redis.hget(key, "method")
-        fields = asdict(record)
-        fields.pop("extra")
+        fields: dict[str, Any] = asdict(record)
         fields["events_requested"] = json.dumps(record.events_requested)
         fields["updated_at"] = int(time.time())
         self.redis.hset(key, mapping=fields)
