@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
+
 from aggregator.events import types
 from aggregator.events.sets import sign_set, stable_jti, subject
 from aggregator.oauth.authorization_details import granted_details
@@ -29,7 +31,12 @@ def relay_once(svc: Services, people: int = 200) -> int:
     for person_id, score in outbox.people(people):
         facts = outbox.facts(person_id)
         for fact in facts:
-            queued += relay_fact(svc, fact)
+            try:
+                queued += relay_fact(svc, fact)
+            except redis.RedisError:
+                raise  # the fact stays; relayed again once Redis answers
+            except Exception:  # a fact that cannot be made into SETs must not block the others
+                log.exception("outbox fact dropped", extra={"fact_type": fact.data.get("type")})
             outbox.done(fact)
         if not facts:
             outbox.forget_if_drained(person_id, score)

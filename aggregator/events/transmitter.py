@@ -72,7 +72,7 @@ def configuration() -> Response:
     response = jsonify({
         "spec_version": "1_0",
         "issuer": svc.issuer,
-        "jwks_uri": f"{svc.issuer}/jwks",
+        "jwks_uri": svc.endpoints.jwks,
         "delivery_methods_supported": list(types.DELIVERY_METHODS),
         "configuration_endpoint": where["configuration_endpoint"],
         "status_endpoint": where["status_endpoint"],
@@ -98,7 +98,7 @@ def _app(endpoint: str) -> tuple[Services, str]:
     return svc, record.client_id
 
 
-def _body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
+def _body(schema: Schema) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send a JSON object (application/json).")
     try:
@@ -108,7 +108,7 @@ def _body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidRequest("The body must be a JSON object.")
     try:
-        return schema.load(document, partial=partial)
+        return schema.load(document)
     except ValidationError as exc:
         raise InvalidRequest(describe_errors(exc.messages)) from None
 

@@ -215,7 +215,9 @@ class RegistrationRepository(Repository):
             update["consent_expires_at"] = consent_expires_at
         fact = {"type": "registration_status", "registration_id": record.id, "status": status,
                 "at": self.now()}
-        announce(self.redis, record.person_id)
+        likely_change = record.status != status  # the record may be stale: the script decides
+        if likely_change:
+            announce(self.redis, record.person_id)
         pipe = self.redis.pipeline(transaction=True)
         flat: list[Any] = [json.dumps(fact, separators=(",", ":"))]
         for name, value in update.items():
@@ -225,8 +227,8 @@ class RegistrationRepository(Repository):
                              key_names.event_outbox(record.person_id), *flat)
         if status != "ok":
             self._drop_tokens(pipe, record.person_id, record.id)
-        pipe.execute()
-        announce(self.redis, record.person_id)
+        if pipe.execute()[0] == 2 or likely_change:
+            announce(self.redis, record.person_id)
 
     def delete(self, record: RegistrationRecord) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -247,7 +249,7 @@ class RegistrationRepository(Repository):
     """
 
     # The status and, when it changes, its fact in the person's outbox (the previous status is
-    # added to the fact here, where it is read atomically).
+    # added to the fact here, where it is read atomically): 0 gone, 1 unchanged, 2 changed.
     _SET_STATUS = """
     if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
     local previous = redis.call('HGET', KEYS[1], 'status') or 'ok'
@@ -256,6 +258,7 @@ class RegistrationRepository(Repository):
         local fact = cjson.decode(ARGV[1])
         fact.previous = previous
         redis.call('XADD', KEYS[2], '*', 'fact', cjson.encode(fact))
+        return 2
     end
     return 1
     """
