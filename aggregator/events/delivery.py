@@ -132,7 +132,7 @@ class DeliveryWorker:
 
     def _push_one(self, delivery: Delivery) -> None:
         try:
-            self.push(delivery)
+            self.svc.metrics.pushed(self.push(delivery))
         except redis.RedisError as exc:  # left pending: taken over after CLAIM_IDLE_MS
             log.warning("event delivery left pending", extra={"error": type(exc).__name__})
         except Exception:

@@ -64,7 +64,9 @@ def relay_fact(svc: Services, fact: Fact) -> int:
         signed = sign_set(svc, audience=client_id, jti=jti,
                           sub_id=subject(svc, client, fact.person_id, grant_id),
                           event_type=event_type, payload=payload, txn=fact.entry_id)
-        if svc.store.event_streams.queue(client_id, jti, signed) in ("push", "poll", "held"):
+        outcome = svc.store.event_streams.queue(client_id, jti, signed)
+        if outcome in ("push", "poll", "held"):
+            svc.metrics.set_queued(outcome)
             queued += 1
     return queued
 

@@ -279,7 +279,9 @@ def verify() -> tuple[str, int]:
     signed = sign_set(svc, audience=client_id, jti=jti,
                       sub_id={"format": "opaque", "id": record.stream_id},
                       event_type=types.VERIFICATION, payload=payload)
-    svc.store.event_streams.queue(client_id, jti, signed)
+    outcome = svc.store.event_streams.queue(client_id, jti, signed)
+    if outcome in ("push", "poll", "held"):
+        svc.metrics.set_queued(outcome)
     return "", 204
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from aggregator.events.cli import events
 from aggregator.events.types import SESSION_REVOKED, VERIFICATION
 from tests.events.conftest import events_app, events_token, push_stream, stream_call, verified
+from tests.fixtures.metrics import METRICS_TOKEN, scrape
 from tests.oauth.apps import INITIAL_ACCESS_TOKEN, code_flow, exchange, seed_registration, signed_up
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,8 @@ def jtis(server, sets: list[str]) -> list[str]:
 
 def test_an_endpoint_failing_three_times_then_answering_gets_the_set_exactly_once(
         make_as, receiver, delivery_worker):
-    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
+    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
+                     AGGREGATOR_METRICS_TOKEN=METRICS_TOKEN)
     app = events_app(server)
     token, stream = push_stream(server, app, receiver.url)
     receiver.fail_first = 3
@@ -43,6 +45,9 @@ def test_an_endpoint_failing_three_times_then_answering_gets_the_set_exactly_onc
     claims = verified(server, signed)[1]
     assert claims["events"] == {VERIFICATION: {"state": "s-1"}}
     assert claims["sub_id"] == {"format": "opaque", "id": stream["stream_id"]}
+    seen = scrape(server.url)
+    assert seen.value("aggregator_event_pushes_total", outcome="retry") == 3
+    assert seen.value("aggregator_event_pushes_total", outcome="delivered") == 1
 
 
 def test_a_stream_whose_deliveries_keep_failing_is_paused_held_and_resumed(
