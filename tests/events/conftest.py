@@ -16,8 +16,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from aggregator.events.delivery import DeliveryWorker
-from tests.fixtures.aggregator import LiveAS
-from tests.oauth.apps import DATA, App, make_app
+from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.oauth.apps import DATA, App, code_flow, exchange, make_app, seed_registration, signed_up
 
 SET_ALGS = ["RS256"]
 
@@ -97,6 +97,18 @@ def events_app(server: LiveAS, name: str = "Grapher") -> App:
     """An app that may use client credentials with the ``events`` scope."""
     return make_app(server, client_name=name, scope=f"openid offline_access {DATA} events",
                     grant_types=["authorization_code", "refresh_token", "client_credentials"])
+
+
+def shared_with_app(server: LiveAS, username: str, *banks: str,
+                    scope: str = f"openid {DATA}") -> tuple[PersonAgent, App, dict[str, Any]]:
+    """A person with these institutions who granted an events-capable app ``scope``: the
+    person, the app and its token response."""
+    agent = signed_up(server, username)
+    for bank in banks or ("Bank of Astoria",):
+        seed_registration(server, agent, bank)
+    app = events_app(server)
+    params, verifier = code_flow(server, app, agent, scope=scope)
+    return agent, app, exchange(app, params["code"], verifier).json()
 
 
 def events_token(app: App) -> str:

@@ -6,9 +6,26 @@ import time
 
 import requests
 
+from aggregator.events import facts
+from aggregator.events.cli import events
 from aggregator.events.types import SESSION_REVOKED
-from tests.events.conftest import events_app, events_token, push_stream, stream_call, verified
-from tests.oauth.apps import INITIAL_ACCESS_TOKEN, code_flow, exchange, seed_registration, signed_up
+from tests.events.conftest import (
+    events_app,
+    events_token,
+    push_stream,
+    shared_with_app,
+    stream_call,
+    verified,
+)
+from tests.oauth.apps import (
+    INITIAL_ACCESS_TOKEN,
+    code_flow,
+    exchange,
+    id_token_claims,
+    person_id_of,
+    signed_up,
+)
+from tests.oauth.test_dpop import Holder, token_request
 
 
 def test_discovery_names_every_endpoint(make_as):
@@ -25,11 +42,7 @@ def test_discovery_names_every_endpoint(make_as):
 def test_the_person_revoking_the_app_sends_it_a_verifiable_set_within_a_second(
         make_as, receiver, delivery_worker):
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-    agent = signed_up(server, "ada")
-    seed_registration(server, agent, "Bank of Astoria")
-    grapher = events_app(server)
-    params, verifier = code_flow(server, grapher, agent)
-    tokens = exchange(grapher, params["code"], verifier).json()
+    agent, grapher, tokens = shared_with_app(server, "ada")
     _, stream = push_stream(server, grapher, receiver.url)
     assert stream["aud"] == grapher.client_id and stream["iss"] == server.url
     assert SESSION_REVOKED in stream["events_delivered"]
@@ -52,13 +65,7 @@ def test_the_person_revoking_the_app_sends_it_a_verifiable_set_within_a_second(
     assert subject["format"] == "complex"
     assert subject["session"] == {"format": "opaque", "id": tokens["grant_id"]}
     assert subject["user"]["iss"] == server.url
-    assert subject["user"]["sub"] == tokens_sub(server, tokens["id_token"])
-
-
-def tokens_sub(server, id_token: str) -> str:
-    from tests.oauth.apps import id_token_claims
-
-    return id_token_claims(server, id_token)["sub"]
+    assert subject["user"]["sub"] == id_token_claims(server, tokens["id_token"])["sub"]
 
 
 def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
@@ -125,12 +132,11 @@ def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
 
 def test_the_person_narrowing_the_grant_sends_what_it_allows_now(make_as, receiver, delivery_worker):
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-    agent = signed_up(server, "cyd")
-    astoria = seed_registration(server, agent, "Bank of Astoria")
-    seed_registration(server, agent, "Bank of Brindle")
-    grapher = events_app(server)
-    params, verifier = code_flow(server, grapher, agent, scope="openid accounts:read")
-    grant_id = exchange(grapher, params["code"], verifier).json()["grant_id"]
+    agent, grapher, tokens = shared_with_app(server, "cyd", "Bank of Astoria", "Bank of Brindle",
+                                             scope="openid accounts:read")
+    grant_id = tokens["grant_id"]
+    astoria = next(r for r in server.services.store.registrations.list(person_id_of(server, agent))
+                   if r.institution_name == "Bank of Astoria")
     push_stream(server, grapher, receiver.url)
     delivery_worker(server)
 
@@ -147,15 +153,9 @@ def test_the_person_narrowing_the_grant_sends_what_it_allows_now(make_as, receiv
 
 def test_a_payment_status_change_reaches_the_app_that_initiated_it(make_as, receiver, delivery_worker):
     """The emitter the payments code calls (``aggregator.events.facts.payment_status_changed``)."""
-    from aggregator.events import facts
-    from tests.oauth.apps import person_id_of
-
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-    agent = signed_up(server, "pax")
-    seed_registration(server, agent, "Bank of Astoria")
-    app = events_app(server)
-    params, verifier = code_flow(server, app, agent)
-    grant_id = exchange(app, params["code"], verifier).json()["grant_id"]
+    agent, app, tokens = shared_with_app(server, "pax")
+    grant_id = tokens["grant_id"]
     push_stream(server, app, receiver.url)
     delivery_worker(server)
 
@@ -168,8 +168,6 @@ def test_a_payment_status_change_reaches_the_app_that_initiated_it(make_as, rece
 
 
 def test_deleting_the_app_deletes_its_stream(make_as, receiver):
-    from aggregator.events.cli import events
-
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
     app = events_app(server)
     push_stream(server, app, receiver.url)
@@ -181,8 +179,6 @@ def test_deleting_the_app_deletes_its_stream(make_as, receiver):
 
 
 def test_a_dpop_bound_token_manages_the_stream_only_with_its_proof(make_as, receiver):
-    from tests.oauth.test_dpop import Holder, token_request
-
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
     app = events_app(server)
     holder = Holder()
