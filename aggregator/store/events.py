@@ -6,7 +6,9 @@ Two stages, because two hash slots:
    registration's status changed) adds a *fact* to ``event-outbox:{u:<person>}`` inside the
    very MULTI/EXEC or script that makes the change: the change and its fact are written together
    or not at all. The person is listed in ``event-outboxes:{ssf}`` just before the transaction
-   and again just after it, so the delivery worker finds the outbox without SCAN.
+   and again just after it, so the delivery worker finds the outbox without SCAN (a status
+   setter lists them before only when its record says the status changes, and after only when
+   the script did write a fact).
 2. **Streams and deliveries** (the slot of ``{ssf}``). The delivery worker turns each fact into
    one SET per app concerned and queues it, by a script that also checks the app's stream: push
    deliveries go to a Redis stream read through a consumer group (as the refresh jobs are), poll
