@@ -128,6 +128,7 @@ def _datetime(timestamp: int | float | None) -> str:
 
 def _register_blueprints(app: Flask) -> None:
     from aggregator.accounts.views import bp as accounts
+    from aggregator.events.transmitter import bp as events
     from aggregator.health import bp as health
     from aggregator.introspection.endpoint import bp as introspection
     from aggregator.metrics import bp as metrics
@@ -142,6 +143,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(introspection)
     app.register_blueprint(openapi)
     app.register_blueprint(metrics)
+    app.register_blueprint(events)
     for name, plugin in app.extensions[EXTENSION].plugins.items():
         extra = plugin.blueprint()
         if extra is not None:

@@ -117,6 +117,14 @@ class Metrics:
         self._jobs_running = Gauge(
             "aggregator_refresher_jobs_running", "Refresh jobs in hand right now.",
             multiprocess_mode="livesum", registry=r)
+        self._sets_queued = Counter(
+            "aggregator_event_sets_queued_total",
+            "SETs made for apps' event streams, by what became of them (push, poll, held).",
+            ["outcome"], registry=r)
+        self._pushes = Counter(
+            "aggregator_event_pushes_total",
+            "SET push attempts (RFC 8935), by outcome (delivered, retry, failing, gone, held, "
+            "poll, dropped).", ["outcome"], registry=r)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -175,6 +183,14 @@ class Metrics:
             self._jobs_running.dec()
 
     # ------------------------------------------------------------------ exposition
+
+    # ------------------------------------------------------------------ events to apps
+
+    def set_queued(self, outcome: str) -> None:
+        self._sets_queued.labels(outcome).inc()
+
+    def pushed(self, outcome: str) -> None:
+        self._pushes.labels(outcome).inc()
 
     def exposition(self, queue: Callable[[], Mapping[str, int | bool]]) -> bytes:
         """The text format: every process's values under gunicorn, else this registry's; and

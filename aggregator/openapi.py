@@ -3,9 +3,10 @@
 Generated with apispec's marshmallow plugin from the schemas the endpoints are described by:
 client metadata (:mod:`aggregator.oauth.client_metadata`, what ``/register`` validates with),
 the provider's requests and responses (:mod:`aggregator.oauth.schemas`), introspection
-(:mod:`aggregator.introspection.schemas`), the probes (:mod:`aggregator.health`) and the
-RFC 6749 §5.2 error body (:class:`aggregator.errors.ErrorSchema`). The person's HTML pages
-(``/authorize``, sign-up, connections, ...) are not part of it.
+(:mod:`aggregator.introspection.schemas`), the event streams (:mod:`aggregator.events.schemas`),
+the probes (:mod:`aggregator.health`) and the RFC 6749 §5.2 error body
+(:class:`aggregator.errors.ErrorSchema`). The person's HTML pages (``/authorize``, sign-up,
+connections, ...) are not part of it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify
 
 from aggregator.errors import ErrorSchema, api_blueprint
+from aggregator.events.schemas import (
+    PollRequestSchema,
+    PollResponseSchema,
+    StatusRequestSchema,
+    StatusSchema,
+    StreamRequestSchema,
+    StreamSchema,
+    VerificationRequestSchema,
+)
 from aggregator.health import HealthSchema
 from aggregator.introspection.schemas import IntrospectionRequestSchema, IntrospectionResponseSchema
 from aggregator.introspection.signed import MEDIA_TYPE as SIGNED_INTROSPECTION
@@ -67,6 +77,11 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "type": "http", "scheme": "bearer",
         "description": "RFC 6750: an access token issued with the openid scope.",
     },
+    "eventsToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "RFC 6750 (or RFC 9449 DPoP): the app's own access token from the client "
+                       "credentials grant with the scope events.",
+    },
 }
 
 #: one reusable error response per status: the RFC 6749 §5.2 body, with the codes it may carry
@@ -80,6 +95,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("NotFound", "not_found, or invalid_grant_id for a grant the client does not hold."),
     413: ("TooLarge", "invalid_request: the request body is too large."),
     415: ("UnsupportedMediaType", "invalid_request: the body is not of the documented content type."),
+    409: ("Conflict", "invalid_request: the app has its event stream already (one per app)."),
 }
 
 #: client-authenticated endpoints: the Basic header, or (``{}``) the form-body methods
@@ -205,6 +221,61 @@ def _paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
                                            503: _json("Redis is unreachable.", HealthSchema)}}}, []),
         (PATH, {"get": {"operationId": "openapi", "summary": "This document", "security": [],
                         "responses": {200: _json("OpenAPI 3.1.", {"type": "object"})}}}, []),
+    ] + _event_paths()
+
+
+def _event_paths() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """The SSF transmitter (:mod:`aggregator.events.transmitter`, docs/api.md "Events")."""
+    app = [{"eventsToken": []}]
+    stream_id = [{"in": "query", "name": "stream_id", "required": False,
+                  "schema": {"type": "string", "minLength": 1, "maxLength": 100}}]
+    stream = _json("The stream's configuration (SSF 1.0 §8.1.1).", StreamSchema)
+    status = _json("The stream's status (SSF 1.0 §8.1.2).", StatusSchema)
+    push = {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "https://app.example/ssf"}}
+    return [
+        ("/.well-known/ssf-configuration", {"get": {
+            "operationId": "ssfConfiguration", "summary": "SSF transmitter metadata (SSF 1.0 §7.1)",
+            "security": [], "responses": {200: _json("The metadata.", {"type": "object"})}}}, []),
+        ("/ssf/stream", {
+            "post": {"operationId": "createStream", "summary": "Create the app's stream (SSF 1.0 §8.1.1.1)",
+                     "security": app, "requestBody": _body(StreamRequestSchema, JSON, example=push),
+                     "responses": {201: stream, **_errors(400, 401, 403, 409, 413, 415)}},
+            "get": {"operationId": "readStream", "summary": "Read the app's stream (§8.1.1.2): "
+                                                            "one object with stream_id, else a list",
+                    "security": app, "parameters": stream_id,
+                    "responses": {200: _json("The stream, or a list of it.", {}),
+                                  **_errors(400, 401, 403, 404)}},
+            "put": {"operationId": "replaceStream", "summary": "Replace the configuration (§8.1.1.4)",
+                    "security": app, "requestBody": _body(StreamRequestSchema, JSON),
+                    "responses": {200: stream, **_errors(400, 401, 403, 404, 413, 415)}},
+            "patch": {"operationId": "updateStream", "summary": "Update the members sent (§8.1.1.3)",
+                      "security": app, "requestBody": _body(StreamRequestSchema, JSON),
+                      "responses": {200: stream, **_errors(400, 401, 403, 404, 413, 415)}},
+            "delete": {"operationId": "deleteStream", "summary": "Delete the stream (§8.1.1.5)",
+                       "security": app, "parameters": stream_id,
+                       "responses": {204: {"description": "Deleted, with the SETs waiting for it."},
+                                     **_errors(400, 401, 403, 404)}},
+        }, []),
+        ("/ssf/status", {
+            "get": {"operationId": "readStreamStatus", "summary": "Read the stream's status (§8.1.2.1)",
+                    "security": app, "parameters": stream_id,
+                    "responses": {200: status, **_errors(400, 401, 403, 404)}},
+            "post": {"operationId": "updateStreamStatus",
+                     "summary": "Enable, pause or disable the stream (§8.1.2.2)",
+                     "security": app, "requestBody": _body(StatusRequestSchema, JSON),
+                     "responses": {200: status, **_errors(400, 401, 403, 404, 413, 415)}},
+        }, []),
+        ("/ssf/verify", {"post": {
+            "operationId": "verifyStream", "summary": "Ask for a verification event (§8.1.4)",
+            "security": app, "requestBody": _body(VerificationRequestSchema, JSON),
+            "responses": {204: {"description": "A verification SET is on its way."},
+                          429: _json("slow_down: more than 30 requests this minute.", ErrorSchema),
+                          **_errors(400, 401, 403, 404, 413, 415)}}}, []),
+        ("/ssf/poll", {"post": {
+            "operationId": "pollEvents", "summary": "Poll delivery (RFC 8936 §2.4)",
+            "security": app, "requestBody": _body(PollRequestSchema, JSON),
+            "responses": {200: _json("SETs by jti (RFC 8936 §2.5).", PollResponseSchema),
+                          **_errors(400, 401, 403, 404, 413, 415)}}}, []),
     ]
 
 

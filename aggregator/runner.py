@@ -23,8 +23,9 @@ from aggregator.metrics import MULTIPROC_ENV, process_exited
 from config import ConfigError, Settings, load_settings
 
 DEFAULT_REDIS_PORT = 6390
-#: restarts of the embedded Redis (or of the refresher) allowed within RESTART_WINDOW seconds;
-#: more means a fault that restarting does not cure (a corrupt append-only file, a full disk)
+#: restarts of the embedded Redis (or of a worker: refresher, event delivery) allowed within
+#: RESTART_WINDOW seconds; more means a fault that restarting does not cure (a corrupt
+#: append-only file, a full disk)
 MAX_REDIS_RESTARTS = 5
 RESTART_WINDOW = 60.0
 
@@ -51,6 +52,17 @@ def _refresher(env: dict[str, str]) -> subprocess.Popen:
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen([sys.executable, "-m", "aggregator.introspection.refresher"],  # noqa: S603
                             env=env, cwd=root)
+
+
+def _event_delivery(env: dict[str, str]) -> subprocess.Popen:
+    """The process that delivers events to apps (``aggregator events run``)."""
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen([sys.executable, "-m", "aggregator.events.delivery"],  # noqa: S603
+                            env=env, cwd=root)
+
+
+#: the workers beside gunicorn, restarted when they exit (their work waits in Redis meanwhile)
+_WORKERS = {"refresher": _refresher, "event delivery": _event_delivery}
 
 
 def _fresh_metrics_dir(data_dir: Path) -> Path:
@@ -207,17 +219,18 @@ def main() -> int:
         children.append(("authorization server", server))
         # the refresher owns bank calls; stopped last-but-first so it finishes jobs in hand
         children.append(("refresher", _refresher(env)))
-        restarts: list[float] = []
+        children.append(("event delivery", _event_delivery(env)))
+        restarts: dict[str, list[float]] = {name: [] for name in _WORKERS}
         announced = False
         while True:
             for index, (name, child) in enumerate(children):
                 if child.poll() is None:
                     continue
-                if name == "refresher" and _may_restart(restarts):
-                    # its jobs stay queued in Redis; web workers refresh themselves meanwhile
-                    _say(f"refresher exited with status {child.returncode}; restarting")
+                if name in _WORKERS and _may_restart(restarts[name]):
+                    # their work stays queued in Redis (refresh jobs, outboxes, deliveries)
+                    _say(f"{name} exited with status {child.returncode}; restarting")
                     process_exited(child.pid, env[MULTIPROC_ENV])
-                    children[index] = (name, _refresher(env))
+                    children[index] = (name, _WORKERS[name](env))
                     continue
                 _say(f"{name} exited with status {child.returncode}; stopping")
                 return 1

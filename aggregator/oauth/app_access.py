@@ -8,6 +8,7 @@ from flask import flash, redirect, request, url_for
 
 from aggregator.accounts.current import current_person, login_required
 from aggregator.errors import InvalidRequest, NotFound
+from aggregator.events import facts
 from aggregator.introspection.audit import record_edit
 from aggregator.oauth.blueprints import pages
 from aggregator.oauth.consent import scope_lines
@@ -27,7 +28,7 @@ def revoke_app(grant_id: str):
     svc = services()
     grant = _own_grant(person, grant_id)
     client = svc.store.clients.get(grant.client_id)
-    end_grant(svc, grant)
+    end_grant(svc, grant, facts.grant_revoked(grant))
     name = client.display_name if client else "The app"
     flash(f"{name} no longer has access to your data.")
     return redirect(url_for("accounts.dashboard") + "#apps", code=303)
@@ -48,7 +49,9 @@ def edit_app(grant_id: str):
         if registration_id not in grant.pairs or scope not in grant.pairs[registration_id]:
             raise InvalidRequest("That choice is no longer on offer. Reload the page and try again.")
         kept.setdefault(registration_id, set()).add(scope)
-    narrowed = svc.store.grants.narrow(grant, {rid: frozenset(s) for rid, s in kept.items()})
+    keep = {rid: frozenset(s) for rid, s in kept.items()}
+    changed = keep != dict(grant.pairs)
+    narrowed = svc.store.grants.narrow(grant, keep, facts.grant_changed(grant) if changed else None)
     client = svc.store.clients.get(grant.client_id)
     name = client.display_name if client else "The app"
     removed = _removed(svc.store.registrations.list(person.id), grant, narrowed)

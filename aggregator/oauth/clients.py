@@ -108,11 +108,12 @@ def rotate_registration_token(svc: Services, client: ClientRecord) -> IssuedClie
 
 
 def delete_client(svc: Services, client_id: str) -> bool:
-    """Delete a client and end everything it held: its grants and every token."""
+    """Delete a client and end everything it held: its grants, every token, its event stream."""
     for person_id, grant_id in svc.store.clients.grants_of(client_id):
         grant = svc.store.grants.get_for(person_id, grant_id)
         if grant is not None:
             end_grant(svc, grant)
     svc.store.tokens.revoke_client_tokens(client_id)
     svc.store.clients.drop_grant_index(client_id)
+    svc.store.event_streams.delete(client_id)  # its SSF stream and the SETs waiting for it
     return svc.store.clients.delete(client_id)

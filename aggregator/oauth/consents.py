@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aggregator.errors import GrantNotFound
 from aggregator.oauth.authorization_request import AuthorizationRequest
@@ -168,10 +169,11 @@ def released_claims(claims: Mapping[str, dict], grant: Grant) -> dict[str, dict]
     return kept
 
 
-def end_grant(svc: Services, grant: Grant) -> bool:
+def end_grant(svc: Services, grant: Grant, fact: dict[str, Any] | None = None) -> bool:
     """Revoke a grant and every token issued under it: the grant goes first, so its tokens fail
-    their lookup from that instant; then the tokens themselves."""
-    removed = svc.store.grants.delete(grant.person_id, grant.id)
+    their lookup from that instant; then the tokens themselves. ``fact`` (an event for the app,
+    :mod:`aggregator.events.facts`) is written with the grant's deletion."""
+    removed = svc.store.grants.delete(grant.person_id, grant.id, fact)
     svc.store.tokens.revoke_grant_tokens(grant.person_id, grant.id)
     svc.store.clients.forget_grant(grant.client_id, grant.person_id, grant.id)
     return removed

@@ -14,7 +14,7 @@ PAYMENTS = "payments"
 
 #: every scope, in the order discovery lists them and the consent page explains them
 SCOPES_SUPPORTED: tuple[str, ...] = (OPENID, OFFLINE_ACCESS, "accounts:read", "balances:read",
-                                     "transactions:read", PAYMENTS)
+                                     "transactions:read", PAYMENTS, "events")
 
 #: what the consent page says for each scope
 DESCRIPTIONS: dict[str, str] = {
@@ -24,6 +24,8 @@ DESCRIPTIONS: dict[str, str] = {
     "balances:read": "See your account balances",
     "transactions:read": "See your transactions: amounts, dates and descriptions",
     PAYMENTS: "Ask you to make one payment to it, which you approve at your bank",
+    # the app's own scope (client credentials): managing its event stream (aggregator/events)
+    "events": "Receive events about the access you gave it",
 }
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

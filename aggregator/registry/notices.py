@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from aggregator.events import facts
 from aggregator.store import Store
 from aggregator.store.notices import Notice
 from aggregator.upstream.contract import PersonNotices, StatusReport
@@ -33,4 +34,11 @@ class RegistryNotices(PersonNotices):
             return False
         self.store.registrations.set_status(record, report.status, report.error,
                                             report.consent_expires_at)
+        return True
+
+    def data_changed(self, person_id: str, external_id: str) -> bool:
+        registration_id = self._registration_id(person_id, external_id)
+        if registration_id is None or self.store.registrations.get(person_id, registration_id) is None:
+            return False
+        facts.data_changed(self.store, person_id, registration_id)
         return True

@@ -20,6 +20,7 @@ from aggregator.store.codes import AuthorizationCodeRepository
 from aggregator.store.connection import RedisTopology
 from aggregator.store.dpop import DPoPProofRepository
 from aggregator.store.durability import Durability
+from aggregator.store.events import EventOutbox, EventStreams
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
@@ -143,3 +144,13 @@ class Store:
     @cached_property
     def payments(self) -> PaymentRepository:
         return PaymentRepository(self.redis, self.keyring, self.durability)
+
+    # ------------------------------------------------------------------ events to apps (SSF)
+
+    @cached_property
+    def event_outbox(self) -> EventOutbox:
+        return EventOutbox(self.redis)
+
+    @cached_property
+    def event_streams(self) -> EventStreams:
+        return EventStreams(self.redis)

@@ -19,6 +19,7 @@ import redis
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
+from aggregator.store.events import announce, stage_fact
 from aggregator.upstream.contract import DATA_SCOPES
 
 #: registration id -> the data scopes granted for it
@@ -117,14 +118,17 @@ class GrantRepository(Repository):
         return self._change(grant, lambda current: (tuple(dict.fromkeys(scopes)), _clean(pairs),
                                                     frozenset(claims)))
 
-    def narrow(self, grant: Grant, pairs: Pairs) -> Grant:
-        """Keep, per institution, only what ``pairs`` still allows (the person's edit)."""
+    def narrow(self, grant: Grant, pairs: Pairs, fact: dict[str, Any] | None = None) -> Grant:
+        """Keep, per institution, only what ``pairs`` still allows (the person's edit); ``fact``
+        goes to the person's event outbox in the same transaction."""
         return self._change(grant, lambda current: (current.scopes, {
             rid: scopes & frozenset(pairs.get(rid, ())) for rid, scopes in current.pairs.items()
-        }, current.claims))
+        }, current.claims), fact)
 
-    def _change(self, grant: Grant, change: Any) -> Grant:
+    def _change(self, grant: Grant, change: Any, fact: dict[str, Any] | None = None) -> Grant:
         """Read the grant, apply ``change``, write it back; retried if it changed meanwhile."""
+        if fact is not None:
+            announce(self.redis, grant.person_id)
         key = key_names.grant(grant.person_id, grant.id)
         pairs_key = key_names.grant_pairs(grant.person_id, grant.id)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -143,18 +147,29 @@ class GrantRepository(Repository):
                     pipe.delete(pairs_key)
                     if pairs:
                         pipe.hset(pairs_key, mapping=_encode(pairs))
+                    if fact is not None:
+                        stage_fact(pipe, grant.person_id, fact)
                     pipe.execute()
+                    if fact is not None:
+                        announce(self.redis, grant.person_id)
                     self.replicated(grant.person_id, "changed grant")
                     return Grant(grant.id, grant.client_id, grant.person_id, tuple(scopes), pairs,
                                  current.created_at, now, frozenset(claims))
                 except redis.WatchError:
                     continue
 
-    def delete(self, person_id: str, grant_id: str) -> bool:
+    def delete(self, person_id: str, grant_id: str, fact: dict[str, Any] | None = None) -> bool:
+        """Delete the grant; ``fact`` goes to the person's event outbox in the same transaction."""
+        if fact is not None:
+            announce(self.redis, person_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(key_names.grant(person_id, grant_id), key_names.grant_pairs(person_id, grant_id))
         pipe.srem(key_names.grants(person_id), grant_id)
+        if fact is not None:
+            stage_fact(pipe, person_id, fact)
         removed = pipe.execute()[0]
+        if fact is not None:
+            announce(self.redis, person_id)
         self.redis.delete(key_names.grant_owner(grant_id))
         return bool(removed)
 

@@ -268,3 +268,55 @@ def client_payments(client_id: str) -> str:
 def payment_family(person_id: str, family: str) -> str:
     """The payment whose authorization code started this token family."""
     return f"payment-family:{person_tag(person_id)}:{family}"
+
+
+# events to apps (OpenID SSF): facts wait in the person's outbox, written in the transaction of
+# the change that causes them; everything after that (streams, deliveries, retries, held and
+# polled SETs) shares the slot of the tag ``{ssf}``, so the delivery scripts touch one slot
+EVENTS_TAG = "{ssf}"
+
+
+def event_outbox(person_id: str) -> str:
+    """Stream: facts about the person (a grant ended, a status changed) not yet made into SETs."""
+    return f"event-outbox:{person_tag(person_id)}"
+
+
+#: sorted set: person ids whose outbox may hold facts (score: when last announced)
+EVENT_OUTBOXES = f"event-outboxes:{EVENTS_TAG}"
+#: set: the client ids that have an event stream
+EVENT_STREAMS = f"ssf-streams:{EVENTS_TAG}"
+#: stream (consumer group ``deliverers``): push deliveries due now
+EVENT_DELIVERIES = f"ssf-deliveries:{EVENTS_TAG}"
+#: sorted set: push deliveries waiting for their next attempt (score: when due)
+EVENT_RETRIES = f"ssf-retries:{EVENTS_TAG}"
+EVENT_WORKER_ALIVE = f"ssf-worker-alive:{EVENTS_TAG}"
+
+
+def event_stream(client_id: str) -> str:
+    """Hash: an app's one SSF stream (its configuration and status)."""
+    return f"ssf-stream:{EVENTS_TAG}:{client_id}"
+
+
+def event_held(client_id: str) -> str:
+    """List: SETs held for a paused (or failing) stream, delivered when it is enabled again."""
+    return f"ssf-held:{EVENTS_TAG}:{client_id}"
+
+
+def event_poll(client_id: str) -> str:
+    """Hash: jti -> SET waiting for a poll stream's receiver to acknowledge it (RFC 8936)."""
+    return f"ssf-poll:{EVENTS_TAG}:{client_id}"
+
+
+def event_poll_order(client_id: str) -> str:
+    """Sorted set: the jtis of :func:`event_poll` in the order they were queued."""
+    return f"ssf-poll-order:{EVENTS_TAG}:{client_id}"
+
+
+def event_queued(jti: str) -> str:
+    """Marks a SET queued once, so a fact relayed twice (a crash) is not queued twice."""
+    return f"ssf-queued:{EVENTS_TAG}:{jti}"
+
+
+def event_verifications(client_id: str) -> str:
+    """Counts an app's verification requests in the current minute (a cap, not a schedule)."""
+    return f"ssf-verify:{EVENTS_TAG}:{client_id}"

@@ -111,7 +111,8 @@ class PeopleRepository(Repository):
             key_names.person(person_id), key_names.person_sessions(person_id),
             key_names.registrations(person_id), key_names.grants(person_id),
             key_names.notices(person_id), key_names.audit_person(person_id),
-            key_names.person_keys(person_id), key_names.replication_probe(person_id), *others,
+            key_names.person_keys(person_id), key_names.replication_probe(person_id),
+            key_names.event_outbox(person_id), *others,
         ]
         for rid in regs:
             record = self.redis.hmget(key_names.registration(person_id, rid), "provider", "external_id")

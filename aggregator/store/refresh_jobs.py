@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from aggregator.store import key_names
+from aggregator.store import consumer_groups, key_names
 from aggregator.store.base import remember_person_key
 from aggregator.store.registrations import scope_key
 
@@ -100,15 +100,8 @@ class RefreshJobs:
 
     def take(self, consumer: str, count: int, block_ms: int) -> list[RefreshJob]:
         """Jobs for ``consumer``: abandoned ones first (claimed from a dead refresher), then new."""
-        self._ensure_group()
-        _, claimed, *_ = self.redis.xautoclaim(key_names.REFRESH_JOBS, GROUP, consumer,
-                                               min_idle_time=CLAIM_IDLE_MS, count=count)
-        entries = list(claimed)
-        if len(entries) < count:
-            fresh = self.redis.xreadgroup(GROUP, consumer, {key_names.REFRESH_JOBS: ">"},
-                                          count=count - len(entries), block=block_ms)
-            for _, items in fresh or []:
-                entries.extend(items)
+        entries = consumer_groups.take(self.redis, key_names.REFRESH_JOBS, GROUP, consumer,
+                                       count=count, block_ms=block_ms, claim_idle_ms=CLAIM_IDLE_MS)
         return [job for job in (self._job(entry_id, data) for entry_id, data in entries) if job]
 
     def touch(self, consumer: str, entry_ids: list[str]) -> None:
@@ -135,17 +128,10 @@ class RefreshJobs:
 
     def status(self) -> dict[str, int | bool]:
         """For operators: queued and pending (taken, not yet acknowledged) jobs, and liveness."""
-        self._ensure_group()
+        consumer_groups.ensure_group(self.redis, key_names.REFRESH_JOBS, GROUP)
         pending = self.redis.xpending(key_names.REFRESH_JOBS, GROUP)
         return {"queued": int(self.redis.xlen(key_names.REFRESH_JOBS)),
                 "pending": int(pending["pending"]), "refresher_alive": self.refresher_alive()}
-
-    def _ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(key_names.REFRESH_JOBS, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     @staticmethod
     def _job(entry_id: bytes | str, data: dict) -> RefreshJob | None:

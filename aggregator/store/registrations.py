@@ -14,6 +14,7 @@ from typing import Any
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
+from aggregator.store.events import announce, stage_fact
 from aggregator.upstream.contract import (
     DATA_SCOPES,
     Institution,
@@ -145,7 +146,14 @@ class RegistrationRepository(Repository):
             "created_at": existing.created_at if existing else now,
             "updated_at": now,
         }
+        back = existing is not None and existing.status != "ok"
+        if back:
+            announce(self.redis, person_id)
         pipe = self.redis.pipeline(transaction=True)
+        if back:  # reconnected: apps hear the institution is ok again, with the change itself
+            stage_fact(pipe, person_id, {"type": "registration_status", "registration_id": rid,
+                                         "status": "ok", "previous": existing.status,
+                                         "at": now})
         if existing and existing.external_id != linked.external_id:
             pipe.delete(key_names.registration_by_external(person_id, provider, existing.external_id))
         self._drop_tokens(pipe, person_id, rid)
@@ -155,6 +163,8 @@ class RegistrationRepository(Repository):
         if linked.token is not None:
             self._put_token(pipe, person_id, rid, FULL_SCOPE_KEY, linked.token)
         pipe.execute()
+        if back:
+            announce(self.redis, person_id)
         self.replicated(person_id, "linked registration")
         return self.get(person_id, rid)  # type: ignore[return-value]
 
@@ -198,16 +208,29 @@ class RegistrationRepository(Repository):
         error: str | None = None,
         consent_expires_at: int | None = None,
     ) -> None:
+        """Set the registration's status; a change of status is a fact for the apps whose grant
+        covers the registration, written in the same transaction (see ``store/events.py``)."""
         if status not in STATUSES:
             raise ValueError(f"unknown registration status {status!r}")
         update: dict[str, Any] = {"status": status, "error": error or "", "updated_at": self.now()}
         if consent_expires_at is not None:
             update["consent_expires_at"] = consent_expires_at
+        fact = {"type": "registration_status", "registration_id": record.id, "status": status,
+                "at": self.now()}
+        likely_change = record.status != status  # the record may be stale: the script decides
+        if likely_change:
+            announce(self.redis, record.person_id)
         pipe = self.redis.pipeline(transaction=True)
-        self._update_if_exists(pipe, key_names.registration(record.person_id, record.id), update)
+        flat: list[Any] = [json.dumps(fact, separators=(",", ":"))]
+        for name, value in update.items():
+            flat += [name, value]
+        pipe.execute_command("EVAL", self._SET_STATUS, 2,
+                             key_names.registration(record.person_id, record.id),
+                             key_names.event_outbox(record.person_id), *flat)
         if status != "ok":
             self._drop_tokens(pipe, record.person_id, record.id)
-        pipe.execute()
+        if pipe.execute()[0] == 2 or likely_change:
+            announce(self.redis, record.person_id)
 
     # KEYS[1] the gate, then the cached tokens: all dropped only by the report that sets the gate
     _DROP_REJECTED = """
@@ -245,6 +268,21 @@ class RegistrationRepository(Repository):
     _UPDATE_IF_EXISTS = """
     if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
     redis.call('HSET', KEYS[1], unpack(ARGV))
+    return 1
+    """
+
+    # The status and, when it changes, its fact in the person's outbox (the previous status is
+    # added to the fact here, where it is read atomically): 0 gone, 1 unchanged, 2 changed.
+    _SET_STATUS = """
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    local previous = redis.call('HGET', KEYS[1], 'status') or 'ok'
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    if previous ~= ARGV[3] then
+        local fact = cjson.decode(ARGV[1])
+        fact.previous = previous
+        redis.call('XADD', KEYS[2], '*', 'fact', cjson.encode(fact))
+        return 2
+    end
     return 1
     """
 

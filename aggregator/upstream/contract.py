@@ -281,6 +281,11 @@ class PersonNotices(ABC):
     def report_status(self, person_id: str, external_id: str, report: StatusReport) -> bool:
         """Set the status of this plugin's registration ``external_id``; False when unknown."""
 
+    def data_changed(self, person_id: str, external_id: str) -> bool:
+        """New data is available at this plugin's registration ``external_id`` (a webhook said
+        so): the apps whose grant covers it get an event. False when unknown."""
+        return False
+
 
 @dataclass(frozen=True)
 class PluginContext:

@@ -14,6 +14,7 @@ import requests
 from flask import Flask, Response
 
 from examples.grapher.client import ClientDirectory
+from examples.grapher.events import EventInbox
 from examples.grapher.keys import ClientKey
 from examples.grapher.settings import GrapherSettings, SettingsError
 from examples.grapher.visits import Visits
@@ -51,6 +52,7 @@ def create_grapher_app(settings: GrapherSettings | Mapping[str, str] | None = No
     )
     app.extensions["grapher"] = Grapher(settings, ClientDirectory(settings, key), Visits(),
                                         requests.Session())
+    app.extensions["grapher_events"] = EventInbox(settings.http_timeout)
     app.register_blueprint(bp)
     app.register_blueprint(payments_bp)
     app.after_request(_security_headers)

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from examples.grapher import banks, charts
 from examples.grapher.client import AccessEnded, ASError, ClientDirectory
 from examples.grapher.dpop import bound_to
+from examples.grapher.events import REVOKED
 from examples.grapher.finances import format_money, summarize
 from examples.grapher.settings import GrapherSettings
 from examples.grapher.visits import Connection, PendingAuthorization, Visit, Visits
@@ -66,11 +67,17 @@ def home():
     connection = visit().connection
     if connection is None:
         return _home_page()
+    inbox = current_app.extensions["grapher_events"]
+    news, revoked = inbox.news_for(connection.client, connection.grant_id)
     try:
+        if revoked:  # the AS told us at once (an SSF event): no need to ask it
+            raise AccessEnded(REVOKED)
         answer = connection.introspect()
     except AccessEnded:
         visit().connection = None
         visit().ended_at = connection.issuer
+        if revoked or inbox.news_for(connection.client, connection.grant_id)[1]:
+            visit().notice = REVOKED  # why it ended, when the AS's event said so
         return _home_page()
     except ASError as exc:
         return render_template("error.html", message=str(exc), retry=True), 502
@@ -84,7 +91,8 @@ def home():
         "finances.html", connection=connection, finances=finances, palette=palette,
         balance_chart=charts.balance_chart(finances.balances, finances.currency, palette),
         spending_chart=charts.spending_chart(finances.spending, finances.currency, palette),
-        notice=visit().take_notice(), dpop_bound=bound_to(answer, connection.client.dpop),
+        notice=" ".join(filter(None, [visit().take_notice(), *news])) or None,
+        dpop_bound=bound_to(answer, connection.client.dpop),
     )
 
 

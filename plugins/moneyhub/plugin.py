@@ -517,6 +517,12 @@ class MoneyhubPlugin(UpstreamPlugin, PaymentsCapability):
         return sum(self.users.registered(person_id, connection)
                    for connection in self.users.connections(user_id, fresh=True))
 
+    def announce_new_data(self, person_id: str, user_id: str) -> int:
+        """Tell the core that the user's connections have new data (``newTransactions``), so
+        the apps sharing them get an event; returns how many were registrations here."""
+        return sum(self.context.notices.data_changed(person_id, connection["id"])
+                   for connection in self.users.connections(user_id))
+
     def status(self, registration: Registration) -> StatusReport:
         """``GET /users/:id/connections`` mapped onto our statuses (see connections.py)."""
         user_id = registration.metadata.get("moneyhub_user_id")

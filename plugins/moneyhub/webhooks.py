@@ -151,6 +151,8 @@ def webhook_blueprint(plugin: MoneyhubPlugin) -> Blueprint:
         plugin.context.notices.record(person_id, f"Moneyhub: {effect.summary}.")
         try:
             plugin.report_statuses(person_id, event.user_id)
+            if event.event_type == NEW_TRANSACTIONS:
+                plugin.announce_new_data(person_id, event.user_id)
         except UpstreamError:
             log.warning("moneyhub unreachable after a webhook; statuses update on the next visit")
         log.info("moneyhub webhook", extra={"event_type": event.event_type,

@@ -4,8 +4,24 @@ cross-slot transaction), and deleting a person leaves no key of theirs on any no
 from __future__ import annotations
 
 from aggregator.accounts.lifecycle import delete_person
+from tests.events.conftest import (  # noqa: F401 - receiver(s), delivery_worker: fixtures
+    delivery_worker,
+    events_app,
+    push_stream,
+    receiver,
+    receivers,
+    verified,
+)
 from tests.introspection.test_story import accounts, introspect, nat_with_two_banks, refresh_count
-from tests.oauth.apps import DATA, code_flow, exchange, make_app, person_id_of
+from tests.oauth.apps import (
+    DATA,
+    code_flow,
+    exchange,
+    make_app,
+    person_id_of,
+    seed_registration,
+    signed_up,
+)
 
 
 def grapher_token(server, agent, app) -> dict:
@@ -65,3 +81,17 @@ def test_nat_s_story_on_a_cluster_then_nat_leaves_without_a_trace(server, sandbo
     assert leftovers == []
     assert store.people.find_by_username("nat") is None
     assert store.grants.get(other["grant_id"]) is None
+
+
+def test_events_on_a_cluster_the_revocation_reaches_the_app(server, redis_cluster, receiver,  # noqa: F811
+                                                             delivery_worker):  # noqa: F811
+    """The outbox (the person's slot) and the streams and queues (``{ssf}``) each stay in one slot."""
+    agent = signed_up(server, "ivy")
+    seed_registration(server, agent, "Bank of Astoria")
+    app = events_app(server)
+    tokens = grapher_token(server, agent, app)
+    push_stream(server, app, receiver.url)
+    delivery_worker(server)
+    assert agent.post_form(f"/apps/{tokens['grant_id']}/revoke", {}, form_page="/").status_code == 303
+    (signed,) = receiver.wait_for(1, timeout=2.0)
+    assert verified(server, signed)[1]["sub_id"]["session"]["id"] == tokens["grant_id"]

@@ -38,7 +38,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 CLIENT_AUTH_FIELDS = ("client_id", "client_secret", "client_assertion_type", "client_assertion")
 #: the blueprints whose every route answers JSON (the person's pages are HTML)
-JSON_BLUEPRINTS = ("oauth", "introspection", "health", "openapi")
+JSON_BLUEPRINTS = ("oauth", "introspection", "health", "openapi", "events")
 
 
 @dataclass
@@ -110,7 +110,8 @@ def test_the_document_describes_errors_and_every_security_scheme(make_as):
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["error"] and set(error["properties"]) == {"error", "error_description"}
     assert set(document["components"]["securitySchemes"]) == {
-        "clientSecretBasic", "initialAccessToken", "registrationAccessToken", "accessToken"}
+        "clientSecretBasic", "initialAccessToken", "registrationAccessToken", "accessToken",
+        "eventsToken"}
     token_form = document["components"]["schemas"]["TokenRequest"]["properties"]
     assert {"client_id", "client_secret", "client_assertion_type", "client_assertion"} <= set(token_form)
     token = document["paths"]["/token"]["post"]
@@ -135,7 +136,7 @@ def test_a_fuzz_run_over_every_operation_finds_no_5xx_and_nothing_undocumented(t
           f"no negative examples for: {', '.join(unsatisfiable)}")
     for (label, status), count in sorted(target.statuses.items()):
         print(f"  {label:45} {status}  x{count}")
-    assert len(operations) == 18
+    assert len(operations) == 28
     assert {label for label, _ in target.statuses} == {op.label for op in operations}
     assert not target.findings, "\n\n".join(target.findings[:10])
 
@@ -190,6 +191,10 @@ def _credentials(target: FuzzTarget, case: schemathesis.Case, scheme: str | None
             if body is not None:
                 body["client_id"] = client["client_id"]
         return {"Authorization": f"Bearer {client['registration_access_token']}"}
+    if scheme == "eventsToken":
+        token, _ = target.server.services.store.tokens.issue_access_token(
+            client_id=target.client_id, person_id=None, grant_id=None, scope="events", ttl=600)
+        return {"Authorization": f"Bearer {token}"}
     if scheme == "accessToken":
         if deep and body is not None:
             body.pop("access_token", None)

@@ -23,6 +23,7 @@ FAMILIES = {
     "aggregator_store_faults", "aggregator_store_retries",
     "aggregator_refresher_jobs_taken", "aggregator_refresher_jobs_done",
     "aggregator_refresher_jobs_running",
+    "aggregator_event_sets_queued", "aggregator_event_pushes",
 }
 #: read from Redis at scrape time, not counted by a process
 QUEUE_FAMILIES = {"aggregator_refresher_queue_jobs", "aggregator_refresher_alive"}

@@ -21,7 +21,7 @@ def test_both_documents_list_every_endpoint_and_supported_value(server):
     assert doc["introspection_endpoint"] == f"{server.url}/introspect"
     assert doc["jwks_uri"] == f"{server.url}/jwks"
     assert doc["scopes_supported"] == ["openid", "offline_access", "accounts:read", "balances:read",
-                                       "transactions:read", "payments"]
+                                       "transactions:read", "payments", "events"]
     assert doc["response_types_supported"] == ["code", "code id_token"]
     assert set(doc["response_modes_supported"]) == {"query", "fragment", "form_post"}
     assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token",
