@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from aggregator.store import Store
-from aggregator.store.events import record_fact, stage_fact
+from aggregator.store.events import record_fact
 from aggregator.store.grants import Grant
 
 
@@ -33,14 +33,8 @@ def data_changed(store: Store, person_id: str, registration_id: str) -> None:
                                          "at": int(time.time())})
 
 
-def payment_status_changed(store: Store, person_id: str, *, client_id: str, grant_id: str,
-                           payment_id: str, status: str, pipe: Any = None) -> None:
-    """A payment changed status. With ``pipe`` (a MULTI pipeline in the person's slot, the one
-    storing the new status) the fact is written in that transaction; then call
-    :func:`aggregator.store.events.announce` before and after executing it."""
-    fact = {"type": "payment_status", "client_id": client_id, "grant_id": grant_id,
+def payment_status_changed(*, client_id: str, grant_id: str, payment_id: str,
+                           status: str) -> dict[str, Any]:
+    """The AS learnt a payment's new status from the bank: for ``PaymentRepository.set_status``."""
+    return {"type": "payment_status", "client_id": client_id, "grant_id": grant_id,
             "payment_id": payment_id, "status": status, "at": int(time.time())}
-    if pipe is not None:
-        stage_fact(pipe, person_id, fact)
-    else:
-        record_fact(store.redis, person_id, fact)

@@ -16,6 +16,7 @@ from flask import jsonify
 
 from aggregator.crypto import constant_time_equals
 from aggregator.errors import NotFound
+from aggregator.events.facts import payment_status_changed
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.payment_initiation import instructed_amount
 from aggregator.oauth.resource import access_token_for
@@ -37,12 +38,14 @@ def read_payment(payment_id: str):
     if record is None or not constant_time_equals(record.client_id, token.client_id):
         raise NotFound("There is no such payment to this app.")
     if record.status == "pending":
-        record = _refreshed(svc, record)
+        record = _refreshed(svc, record, token.grant_id)
     return jsonify(payment_json(record))
 
 
-def _refreshed(svc: Services, record: PaymentRecord) -> PaymentRecord:
-    """The upstream's view of a pending payment; the stored one when it cannot be asked."""
+def _refreshed(svc: Services, record: PaymentRecord, grant_id: str | None) -> PaymentRecord:
+    """The upstream's view of a pending payment; the stored one when it cannot be asked. A new
+    status is also an event to the app (``payment-status-changed``), with the grant of the token
+    that asked."""
     plugin = svc.plugins.get(record.provider)
     registration = svc.store.registrations.get(record.person_id, record.registration_id)
     person = svc.store.people.get(record.person_id)
@@ -53,7 +56,9 @@ def _refreshed(svc: Services, record: PaymentRecord) -> PaymentRecord:
         result = plugin.payment_status(view, record.upstream_id)
     except UpstreamError:
         return record  # the app reads "pending" and asks again later
-    return svc.store.payments.set_status(record, result.status, result.error)
+    fact = None if grant_id is None else payment_status_changed(
+        client_id=record.client_id, grant_id=grant_id, payment_id=record.id, status=result.status)
+    return svc.store.payments.set_status(record, result.status, result.error, fact=fact)
 
 
 def payment_json(record: PaymentRecord) -> dict[str, Any]:

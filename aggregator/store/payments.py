@@ -17,6 +17,7 @@ from typing import Any
 from aggregator.crypto import token_hash
 from aggregator.store import key_names
 from aggregator.store.base import Repository, remember_person_key
+from aggregator.store.events import announce, stage_fact
 from aggregator.upstream.contract import PaymentRequest, PaymentStatus
 
 PAYMENT_STATE_TTL = 600
@@ -103,14 +104,23 @@ class PaymentRepository(Repository):
         blob = self.redis.get(key)
         return PaymentRecord.from_dict(self.keyring.decrypt_json(blob.decode(), key)) if blob else None
 
-    def set_status(self, record: PaymentRecord, status: PaymentStatus,
-                   error: str | None = None) -> PaymentRecord:
-        """The upstream's newer view of the payment (last writer wins: both read the upstream)."""
+    def set_status(self, record: PaymentRecord, status: PaymentStatus, error: str | None = None,
+                   *, fact: dict[str, Any] | None = None) -> PaymentRecord:
+        """The upstream's newer view of the payment (last writer wins: both read the upstream);
+        ``fact`` goes to the person's event outbox in the same transaction when it changed."""
         if (status, error) == (record.status, record.error):
             return record
         updated = replace(record, status=status, error=error, updated_at=self.now())
         key = key_names.payment(record.person_id, record.id)
-        self.redis.set(key, self.keyring.encrypt_json(updated.as_dict(), key), keepttl=True, xx=True)
+        if fact is not None:
+            announce(self.redis, record.person_id)
+        pipe = self.redis.pipeline(transaction=True)  # one slot: the person's
+        pipe.set(key, self.keyring.encrypt_json(updated.as_dict(), key), keepttl=True, xx=True)
+        if fact is not None:
+            stage_fact(pipe, record.person_id, fact)
+        pipe.execute()
+        if fact is not None:
+            announce(self.redis, record.person_id)
         return updated
 
     def for_person(self, person_id: str, limit: int = 50) -> list[PaymentRecord]:

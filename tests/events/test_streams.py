@@ -151,22 +151,6 @@ def test_the_person_narrowing_the_grant_sends_what_it_allows_now(make_as, receiv
         "registration_id": astoria.id, "name": "Bank of Astoria"}]
 
 
-def test_a_payment_status_change_reaches_the_app_that_initiated_it(make_as, receiver, delivery_worker):
-    """The emitter the payments code calls (``aggregator.events.facts.payment_status_changed``)."""
-    server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
-    agent, app, tokens = shared_with_app(server, "pax")
-    grant_id = tokens["grant_id"]
-    push_stream(server, app, receiver.url)
-    delivery_worker(server)
-
-    facts.payment_status_changed(server.services.store, person_id_of(server, agent),
-                                 client_id=app.client_id, grant_id=grant_id, payment_id="pay-1",
-                                 status="completed")
-    (signed,) = receiver.wait_for(1, timeout=1.0)
-    event = verified(server, signed)[1]["events"][f"{server.url}/events/payment-status-changed"]
-    assert (event["payment_id"], event["status"], event["grant_id"]) == ("pay-1", "completed", grant_id)
-
-
 def test_deleting_the_app_deletes_its_stream(make_as, receiver):
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
     app = events_app(server)
