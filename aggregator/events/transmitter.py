@@ -42,13 +42,14 @@ from aggregator.events.schemas import (
 )
 from aggregator.events.sets import sign_set
 from aggregator.oauth.resource import access_token_for
+from aggregator.oauth.scopes import EVENTS
 from aggregator.outbound import OutboundError
 from aggregator.security import csrf_exempt, no_store
 from aggregator.services import Services, services
 from aggregator.store.events import StreamRecord
 from config.settings import describe_errors
 
-SCOPE = "events"
+SCOPE = EVENTS
 #: how long a long poll (RFC 8936 §2.4 ``returnImmediately: false``) waits for a SET at most
 LONG_POLL_SECONDS = 5.0
 DEFAULT_MAX_EVENTS = 20

@@ -25,7 +25,7 @@ from aggregator.oauth.client_metadata import RESPONSE_TYPES
 from aggregator.oauth.dpop import check_jkt
 from aggregator.oauth.request_object import request_object_params
 from aggregator.oauth.responses import RESPONSE_MODES, ResponseTarget, default_response_mode
-from aggregator.oauth.scopes import OPENID, PAYMENTS, data_scopes, parse_scope
+from aggregator.oauth.scopes import EVENTS, OPENID, PAYMENTS, data_scopes, parse_scope
 from aggregator.services import Services
 from aggregator.store.clients import ClientRecord
 from aggregator.upstream.contract import PaymentRequest
@@ -207,6 +207,8 @@ def _scopes(client: ClientRecord, params: dict[str, str], response_type: str,
     scopes = parse_scope(params.get("scope"))
     if not scopes and not details.data and details.payment is None:
         raise InvalidScope("Ask for at least one scope, or send authorization_details.")
+    if EVENTS in scopes:  # the app's own, not the person's: nothing to consent to
+        raise InvalidScope(f"The {EVENTS} scope is for the client credentials grant only.")
     if PAYMENTS in scopes and details.payment is None:
         raise InvalidScope(f"The {PAYMENTS} scope goes with a payment_initiation authorization detail.")
     if details.payment is not None and data_scopes(scopes):

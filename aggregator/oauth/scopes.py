@@ -11,10 +11,12 @@ OPENID = "openid"
 OFFLINE_ACCESS = "offline_access"
 #: pay the app once, as the ``payment_initiation`` authorization detail says (never reads data)
 PAYMENTS = "payments"
+#: the app's own scope, by client credentials only: managing its event stream (aggregator/events)
+EVENTS = "events"
 
 #: every scope, in the order discovery lists them and the consent page explains them
 SCOPES_SUPPORTED: tuple[str, ...] = (OPENID, OFFLINE_ACCESS, "accounts:read", "balances:read",
-                                     "transactions:read", PAYMENTS, "events")
+                                     "transactions:read", PAYMENTS, EVENTS)
 
 #: what the consent page says for each scope
 DESCRIPTIONS: dict[str, str] = {
@@ -24,8 +26,7 @@ DESCRIPTIONS: dict[str, str] = {
     "balances:read": "See your account balances",
     "transactions:read": "See your transactions: amounts, dates and descriptions",
     PAYMENTS: "Ask you to make one payment to it, which you approve at your bank",
-    # the app's own scope (client credentials): managing its event stream (aggregator/events)
-    "events": "Receive events about the access you gave it",
+    EVENTS: "Receive events about the access you gave it",
 }
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

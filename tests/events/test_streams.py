@@ -6,7 +6,6 @@ import time
 
 import requests
 
-from aggregator.events import facts
 from aggregator.events.cli import events
 from aggregator.events.types import SESSION_REVOKED
 from tests.events.conftest import (
@@ -19,11 +18,16 @@ from tests.events.conftest import (
 )
 from tests.oauth.apps import (
     INITIAL_ACCESS_TOKEN,
+    REDIRECT,
+    assert_error_redirect,
+    authorization_url,
     code_flow,
     exchange,
     id_token_claims,
     person_id_of,
+    pkce,
     signed_up,
+    walk,
 )
 from tests.oauth.test_dpop import Holder, token_request
 
@@ -109,9 +113,15 @@ def test_bad_input_to_the_stream_endpoints_is_an_oauth_error(make_as, receiver):
     check(stream_call(server, token, "DELETE"), 400, "invalid_request")
     check(stream_call(server, token, "POST", "/ssf/poll", body={}), 400, "invalid_request")
 
-    # a token the app got for a person does not manage the app's stream
+    # the events scope is the app's own: a person is never asked for it, and a token the app
+    # got for a person does not manage the app's stream
     agent = signed_up(server, "bob")
-    params, verifier = code_flow(server, app, agent, scope="openid events")
+    _, challenge = pkce()
+    asked = walk(agent, authorization_url(
+        server, client_id=app.client_id, response_type="code", redirect_uri=REDIRECT,
+        scope="openid events", state="st-1", code_challenge=challenge, code_challenge_method="S256"))
+    assert_error_redirect(asked, server, "invalid_scope")
+    params, verifier = code_flow(server, app, agent, scope="openid accounts:read")
     personal = exchange(app, params["code"], verifier).json()["access_token"]
     check(stream_call(server, personal, "GET"), 403, "insufficient_scope")
 

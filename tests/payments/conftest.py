@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.events.conftest import delivery_worker, receiver, receivers  # noqa: F401 - fixtures
 from tests.fixtures.aggregator import LiveAS, PersonAgent
 from tests.introspection.test_story import connect
 from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, make_app, signed_up

@@ -3,13 +3,7 @@ once the AS learns from the bank that the payment completed (over HTTP, the real
 
 from __future__ import annotations
 
-from tests.events.conftest import (  # noqa: F401 - fixtures used by name
-    delivery_worker,
-    push_stream,
-    receiver,
-    receivers,
-    verified,
-)
+from tests.events.conftest import push_stream, verified
 from tests.oauth.apps import make_app
 from tests.payments.journeys import pay, token
 from tests.payments.test_payments import settled
