@@ -145,6 +145,25 @@ def test_linking_subscribes_b_to_a_and_a_revocation_there_shows_at_b_at_once(
     assert event["status"] == "reauth_required" and event["previous_status"] == "ok"
 
 
+def test_nat_narrowing_b_at_a_leaves_at_b_only_what_a_still_shares(
+        downstream, upstream, nat_at_a, a_delivery):
+    nat_at_b = linked(downstream, upstream, nat_at_a)
+    nat_id = person_id_of(upstream, nat_at_a)
+    [grant] = upstream.services.store.grants.for_person(nat_id)
+    monami = next(r.id for r in upstream.services.store.registrations.list(nat_id)
+                  if r.institution_name == "Monami Card")
+
+    # on A's dashboard, Nat unticks Bank of Astoria for Aggregator B
+    edited = nat_at_a.post_form(f"/apps/{grant.id}/edit",
+                                {"keep": [f"{monami} {scope}" for scope in grant.pairs[monami]]},
+                                form_page="/")
+    assert edited.status_code == 303, edited.text
+
+    found = wait_for_statuses(downstream, nat_at_b, {"Bank of Astoria": "reauth_required",
+                                                     "Monami Card": "ok"}, timeout=2)
+    assert found == {"Bank of Astoria": "reauth_required", "Monami Card": "ok"}
+
+
 # -------------------------------------------------------------------- forged and replayed SETs
 
 

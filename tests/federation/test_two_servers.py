@@ -102,7 +102,10 @@ def test_nat_revoking_b_at_a_shows_at_b_as_reauth_required(downstream, upstream,
     revoked = nat_at_a.post_form(f"/apps/{grant.id}/revoke", {}, form_page="/")
     assert revoked.status_code in (200, 302, 303), revoked.text
 
-    # B's next status check (Nat's connections page asks A) marks both registrations
+    # B's client at A may not use client credentials, so B has no event stream there (the
+    # fallback, docs/plugins.md): B's next status check (Nat's connections page asks A) marks
+    # both registrations
+    assert upstream.services.store.event_streams.get(grant.client_id) is None
     page = nat_at_b.http.get(nat_at_b.url("/connections"))
     assert page.status_code == 200 and page.text.count("status-reauth_required") == 2
     statuses = {r.institution_name: r.status for r in downstream.services.store.registrations.list(
