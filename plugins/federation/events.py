@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, jsonify, request
@@ -36,7 +36,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.security import csrf_exempt
-from aggregator.upstream.contract import Status, StatusReport, UpstreamError
+from aggregator.upstream.contract import StatusReport, UpstreamError
 from aggregator.upstream.oidc_client import OAuthRefusal
 
 if TYPE_CHECKING:
@@ -209,9 +209,9 @@ def events_blueprint(plugin: FederationPlugin) -> Blueprint:
     def receive() -> tuple[Response, int]:
         if request.mimetype != "application/secevent+jwt":  # RFC 8935 §2
             return _refuse("invalid_request", "Send a SET as application/secevent+jwt.")
-        body = request.get_data(cache=False)
-        if len(body) > MAX_SET_BYTES:
+        if (request.content_length or 0) > MAX_SET_BYTES:
             return _refuse("invalid_request", "The SET is too large.")
+        body = request.get_data(cache=False)
         upstream = plugin.upstream(plugin.issuer)
         try:
             claims = verify_set(upstream, plugin.credentials.client_id, body.decode("ascii").strip())
@@ -242,8 +242,9 @@ def apply(plugin: FederationPlugin, claims: dict[str, Any]) -> None:
     """Map one verified event onto our registrations; an event about a grant none of our links
     holds changes nothing (another B of the same upstream, or a link removed since)."""
     [(event_type, payload)] = claims["events"].items()
-    session = (claims.get("sub_id") or {}).get("session") or {}
-    grant_id = payload.get("grant_id") or session.get("id")
+    sub_id = claims.get("sub_id")
+    session = sub_id.get("session") if isinstance(sub_id, dict) else None
+    grant_id = payload.get("grant_id") or (session.get("id") if isinstance(session, dict) else None)
     if not isinstance(grant_id, str):
         return
     issuer = plugin.issuer
@@ -267,7 +268,8 @@ def _revoked(plugin: FederationPlugin, grant_id: str, payload: dict[str, Any]) -
 
 def _institution_status(plugin: FederationPlugin, grant_id: str, payload: dict[str, Any]) -> None:
     status, upstream_id = payload.get("status"), payload.get("registration_id")
-    if status not in get_args(Status) or not isinstance(upstream_id, str):
+    # ``error`` at A is transient: no news, as in ``status()``
+    if status not in ("ok", "reauth_required", "expired") or not isinstance(upstream_id, str):
         return
     error = None if status == "ok" else f"{plugin.upstream_name}: the institution needs you there."
     for person_id, external_id in plugin.registrations_of_grant(grant_id):

@@ -206,6 +206,11 @@ def test_forged_or_replayed_sets_are_refused_and_change_nothing(
                   audience="someone-else")
     answer = post_set(downstream, other)
     assert answer.status_code == 400 and answer.json()["err"] == "invalid_audience"
+    # A's key, but not a SET (an ID token's typ)
+    untyped = jwt.encode({**header, "typ": "JWT"}, claims,
+                         upstream.services.signing_keys.private_key("RS256"), algorithms=["RS256"])
+    answer = post_set(downstream, untyped)
+    assert answer.status_code == 400 and answer.json()["err"] == "invalid_request"
     # not a SET's media type, not a JWT
     assert post_set(downstream, revoked, "application/json").json()["err"] == "invalid_request"
     assert post_set(downstream, "not.a.jwt").json()["err"] == "invalid_request"
