@@ -24,11 +24,10 @@ from aggregator.events.sets import sign_set, subject
 from aggregator.events.types import PUSH, SESSION_REVOKED
 from aggregator.testing.servers import reserve_port
 from tests.events.conftest import Receiver, _handler, events_app, push_stream, verified
-from tests.federation.conftest import register_downstream
+from tests.federation.conftest import register_downstream, start_downstream
 from tests.federation.test_two_servers import link_a_into_b, registrations_at_b
 from tests.fixtures.aggregator import LiveAS, PersonAgent
-from tests.fixtures.sandbox import redis_database
-from tests.oauth.apps import DATA, INITIAL_ACCESS_TOKEN, App, allow, ask, person_id_of, signed_up
+from tests.oauth.apps import DATA, App, allow, ask, person_id_of, signed_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,18 +44,7 @@ def b_client(upstream) -> tuple[int, App]:
 
 @pytest.fixture
 def downstream(make_as, upstream, redis_url, b_client) -> LiveAS:
-    port, client = b_client
-    return make_as(
-        port=port,
-        REDIS_URL=redis_database(redis_url, 2),
-        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
-        AGGREGATOR_PLUGINS="federation",
-        FEDERATION_ISSUER=upstream.url,
-        FEDERATION_CLIENT_ID=client.client_id,
-        FEDERATION_CLIENT_SECRET=client.secret or "",
-        FEDERATION_NAME="Nat's aggregator",
-        AGGREGATOR_UPSTREAM_TIMEOUT="5",
-    )
+    return start_downstream(make_as, upstream, redis_url, *b_client)
 
 
 @pytest.fixture

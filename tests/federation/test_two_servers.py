@@ -12,28 +12,17 @@ import requests
 
 from aggregator.introspection.response import RECENT_SECONDS
 from aggregator.testing.servers import reserve_port
-from tests.federation.conftest import consent_at_a, register_downstream
+from tests.federation.conftest import consent_at_a, register_downstream, start_downstream
 from tests.fixtures.aggregator import LiveAS, PersonAgent
-from tests.fixtures.sandbox import redis_database
-from tests.oauth.apps import DATA, INITIAL_ACCESS_TOKEN, App, allow, ask, make_app, person_id_of, signed_up
+from tests.oauth.apps import DATA, App, allow, ask, make_app, person_id_of, signed_up
 
 
 @pytest.fixture
 def downstream(make_as, upstream, redis_url) -> LiveAS:
     """Aggregator B, registered at A as a client, on its own Redis database."""
     port = reserve_port()
-    client = register_downstream(upstream, f"http://127.0.0.1:{port}")
-    return make_as(
-        port=port,
-        REDIS_URL=redis_database(redis_url, 2),  # A keeps database 0, the bank 1
-        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
-        AGGREGATOR_PLUGINS="federation",
-        FEDERATION_ISSUER=upstream.url,
-        FEDERATION_CLIENT_ID=client.client_id,
-        FEDERATION_CLIENT_SECRET=client.secret or "",
-        FEDERATION_NAME="Nat's aggregator",
-        AGGREGATOR_UPSTREAM_TIMEOUT="5",
-    )
+    return start_downstream(make_as, upstream, redis_url, port,
+                            register_downstream(upstream, f"http://127.0.0.1:{port}"))
 
 
 def link_a_into_b(nat_at_b: PersonAgent, nat_at_a: PersonAgent) -> None:
