@@ -5,7 +5,7 @@ client at the upstream gets a client-credentials token with the scope ``events``
 and creates its stream there, with push delivery (RFC 8935) to
 ``{our issuer}/plugins/federation/events`` and the three event types we act on. The stream is
 kept in the plugin cache for a day; a stream that exists already (our cache was lost, or a day
-passed) is read and replaced.
+passed) is read and replaced, and enabled again if the upstream had paused it.
 When the upstream offers no push, refuses our endpoint or our client may not use the scope,
 nothing changes but timing: statuses come from the status checks as before (the pull), and the
 subscription is tried again after :data:`RETRY_SECONDS`.
@@ -13,7 +13,8 @@ subscription is tried again after :data:`RETRY_SECONDS`.
 **The receiving route** checks each SET before it changes anything (RFC 8417 §2, RFC 8935 §2):
 signed by a key of the upstream's JWKS, ``typ: secevent+jwt``, ``iss`` the upstream's issuer,
 ``aud`` our client id there, exactly one event. A verified SET is applied once per ``jti``
-(a redelivery, or a replay, is acknowledged and changes nothing); a bad one is a 400 with
+(a redelivery, a replay, or a SET older than the ``jti`` memory is acknowledged and changes
+nothing); a bad one is a 400 with
 RFC 8935 §2.4's ``{"err", "description"}``. What each event changes:
 
 - CAEP ``session-revoked`` for a grant one of our links holds: every registration of those links
@@ -26,6 +27,7 @@ RFC 8935 §2.4's ``{"err", "description"}``. What each event changes:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -137,7 +139,24 @@ def _subscribe(plugin: FederationPlugin, upstream: UpstreamAggregator) -> str:
         raise ValueError("the upstream's stream has no stream_id")
     if (stream.get("delivery") or {}).get("method") != PUSH:
         raise ValueError("the upstream did not accept push delivery")
+    _enable(upstream, config, headers, stream["stream_id"])
     return stream["stream_id"]
+
+
+def _enable(upstream: UpstreamAggregator, config: dict[str, Any], headers: dict[str, str],
+            stream_id: str) -> None:
+    """SSF 1.0 §8.1.2: a stream the upstream paused (it could not reach us for a while, and now
+    holds our SETs) is enabled again, which sends what it held."""
+    endpoint = config.get("status_endpoint")
+    if not isinstance(endpoint, str):
+        return
+    read = upstream.send("GET", endpoint, params={"stream_id": stream_id}, headers=headers)
+    status = upstream.json(read, "stream status") if read.status_code == 200 else None
+    if isinstance(status, dict) and status.get("status") not in (None, "enabled"):
+        enabled = upstream.send("POST", endpoint, headers=headers,
+                                json={"stream_id": stream_id, "status": "enabled"})
+        if enabled.status_code != 200:
+            raise upstream.refusal(enabled)
 
 
 def _ssf_configuration(upstream: UpstreamAggregator) -> dict[str, Any]:
@@ -194,6 +213,8 @@ def verify_set(upstream: UpstreamAggregator, audience: str, signed: str) -> dict
     aud = claims.get("aud")
     if audience not in (aud if isinstance(aud, list) else [aud]):
         raise Refused("invalid_audience", "aud: not our client id there.")
+    if not isinstance(claims.get("iat"), int) or claims["iat"] > time.time() + 300:
+        raise Refused("invalid_request", "iat: required, and not in the future (RFC 8417 §2.2).")
     jti, events = claims.get("jti"), claims.get("events")
     if not isinstance(jti, str) or not 0 < len(jti) <= 200:
         raise Refused("invalid_request", "jti: required.")
@@ -221,8 +242,10 @@ def events_blueprint(plugin: FederationPlugin) -> Blueprint:
             log.info("upstream SET refused", extra={"err": refused.err})
             return _refuse(refused.err, refused.description, refused.status)
         # RFC 8417 §2.2: one jti, one effect; remembered only once the SET verified, so a
-        # forged SET cannot spend a real one's jti
-        if plugin.context.cache.add(f"jti:{claims['jti']}", 1, ttl=JTI_TTL):
+        # forged SET cannot spend a real one's jti. A SET older than that memory is
+        # acknowledged unapplied: its jti may have been forgotten, and status checks catch up.
+        fresh = claims["iat"] >= time.time() - JTI_TTL
+        if fresh and plugin.context.cache.add(f"jti:{claims['jti']}", 1, ttl=JTI_TTL):
             apply(plugin, claims)
         return Response(status=202), 202  # RFC 8935 §2.2
 

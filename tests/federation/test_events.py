@@ -23,6 +23,7 @@ from aggregator.events.delivery import DeliveryWorker
 from aggregator.events.sets import sign_set, subject
 from aggregator.events.types import PUSH, SESSION_REVOKED
 from aggregator.testing.servers import reserve_port
+from plugins.federation.events import JTI_TTL, SUBSCRIPTION_KEY
 from tests.events.conftest import Receiver, _handler, events_app, push_stream, verified
 from tests.federation.conftest import register_downstream, start_downstream
 from tests.federation.test_two_servers import link_a_into_b, registrations_at_b
@@ -133,6 +134,23 @@ def test_linking_subscribes_b_to_a_and_a_revocation_there_shows_at_b_at_once(
     assert event["status"] == "reauth_required" and event["previous_status"] == "ok"
 
 
+def test_b_confirming_its_subscription_keeps_its_one_stream_at_a_and_enables_it_again(
+        downstream, upstream, nat_at_a, b_client):
+    nat_at_b = linked(downstream, upstream, nat_at_a)
+    streams = upstream.services.store.event_streams
+    client_id = b_client[1].client_id
+    before = streams.get(client_id)
+    assert before is not None and before.status == "enabled"
+    streams.set_status(client_id, "paused", "B was unreachable")  # as A's worker pauses it
+    # a day later B confirms its subscription (here: its cache forgets it), at a status check
+    downstream.services.plugins["federation"].context.cache.delete(SUBSCRIPTION_KEY)
+    assert nat_at_b.http.get(nat_at_b.url("/connections")).status_code == 200
+
+    after = streams.get(client_id)
+    assert after is not None and after.stream_id == before.stream_id and after.status == "enabled"
+    assert after.endpoint_url == f"{downstream.url}/plugins/federation/events"
+
+
 def test_nat_narrowing_b_at_a_leaves_at_b_only_what_a_still_shares(
         downstream, upstream, nat_at_a, a_delivery):
     nat_at_b = linked(downstream, upstream, nat_at_a)
@@ -215,6 +233,14 @@ def test_forged_or_replayed_sets_are_refused_and_change_nothing(
     assert post_set(downstream, back).status_code == 202
     assert post_set(downstream, needs).status_code == 202  # acknowledged (RFC 8935 §2.2) ...
     assert statuses_at_b(downstream, nat_at_b) == all_ok  # ... but not applied again
+
+    # a genuine SET issued longer ago than B remembers jtis changes nothing
+    stale_header, stale = verified(upstream, needs)
+    stale = {**stale, "jti": "s-3", "iat": int(time.time()) - JTI_TTL - 60}
+    old = jwt.encode(stale_header, stale, upstream.services.signing_keys.private_key("RS256"),
+                     algorithms=["RS256"])
+    assert post_set(downstream, old).status_code == 202
+    assert statuses_at_b(downstream, nat_at_b) == all_ok
 
     # a grant none of B's links holds changes nothing
     elsewhere = a_set(upstream, client_id, nat_id, "another-grant", SESSION_REVOKED, {}, jti="r-3")
