@@ -38,7 +38,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aggregator.security import csrf_exempt
-from aggregator.upstream.contract import StatusReport, UpstreamError
+from aggregator.upstream.contract import StatusReport, UpstreamError, UpstreamUnavailable
 from aggregator.upstream.oidc_client import OAuthRefusal
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ ROUTE = "/events"
 JTI_TTL = 7 * 24 * 3600
 #: after a failed subscription, status checks alone until this many seconds have passed
 RETRY_SECONDS = 3600
+#: ... or this many, when the upstream was unreachable
+RETRY_TRANSIENT_SECONDS = 60
 #: a push subscription is confirmed again (replaced, idempotently) after this many seconds,
 #: so a stream the upstream lost or disabled comes back
 PUSH_RECHECK_SECONDS = 24 * 3600
@@ -100,7 +102,9 @@ def subscription(plugin: FederationPlugin) -> dict[str, Any]:
         except (UpstreamError, OAuthRefusal, ValueError) as exc:
             reason = exc.description if isinstance(exc, UpstreamError) else str(exc)
             known = {"method": "pull", "reason": reason[:300]}
-            cache.set(SUBSCRIPTION_KEY, known, ttl=RETRY_SECONDS)
+            # an upstream that is down is tried again soon; one that said no, later
+            retry = RETRY_TRANSIENT_SECONDS if isinstance(exc, UpstreamUnavailable) else RETRY_SECONDS
+            cache.set(SUBSCRIPTION_KEY, known, ttl=retry)
             log.warning("upstream events unavailable: status checks only",
                         extra={"upstream": plugin.issuer, "reason": known["reason"]})
         return known
