@@ -64,6 +64,8 @@ RETRY_TRANSIENT_SECONDS = 60
 #: a push subscription is confirmed again (replaced, idempotently) after this many seconds,
 #: so a stream the upstream lost or disabled comes back
 PUSH_RECHECK_SECONDS = 24 * 3600
+#: the upstream's key set is fetched again for an unknown kid at most this often
+JWKS_REFRESH_SECONDS = 30
 #: a SET body larger than this is not one of ours
 MAX_SET_BYTES = 64 * 1024
 SUBSCRIPTION_KEY = "events:subscription"
@@ -202,8 +204,11 @@ def verify_set(upstream: UpstreamAggregator, audience: str, signed: str) -> dict
         raise Refused("invalid_request", "Not a signed JWT.") from None
     try:
         keys = upstream.jwks()
-        if kid and not any(key.get("kid") == kid for key in keys.get("keys", [])):
-            keys = upstream.jwks(refresh=True)  # the upstream may have rotated its keys
+        # an unknown kid: the upstream may have rotated its keys; asked again at most every
+        # JWKS_REFRESH_SECONDS, so forged kids do not make us hammer the upstream
+        if kid and not any(key.get("kid") == kid for key in keys.get("keys", [])) \
+                and upstream.cache.add("jwks-refreshed", 1, ttl=JWKS_REFRESH_SECONDS):
+            keys = upstream.jwks(refresh=True)
         token = jwt.decode(signed, KeySet.import_key_set(keys), algorithms=SET_ALGORITHMS)
     except UpstreamError:  # not the SET's fault: a 503, and the upstream delivers it again
         raise Refused("invalid_key", "The issuer's keys are unavailable.", 503) from None
