@@ -15,6 +15,7 @@ institution's token and endpoint; each registration's token reaches only its own
 so registrations of one link are not a ``share_group`` and an app may be granted one of them.
 ``unlink()`` ends the upstream grant when the link's last registration goes; ``status()`` maps
 the upstream entry's status onto ours, an upstream grant that is gone meaning ``reauth_required``.
+The upstream's events (its SSF stream, ``plugins/federation/events.py``) change statuses at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
+
+from flask import Blueprint
 
 from aggregator.upstream.contract import (
     DATA_SCOPES,
@@ -45,6 +48,7 @@ from aggregator.upstream.contract import (
     UpstreamUnavailable,
 )
 from aggregator.upstream.oidc_client import OAuthRefusal, OIDCClient, upstream_token
+from plugins.federation import events
 from plugins.federation.config import FederationConfig
 from plugins.oidc.plugin import OIDCPlugin
 
@@ -158,6 +162,7 @@ class FederationPlugin(OIDCPlugin):
             raise LinkInvalid(f"You shared no institution at {self.upstream_name}.")
         grant_id = token.get("grant_id") or body.get("grant_id")
         self._save(person.id, link, {
+            "subject": subject,  # with a member, the registration's external id (events)
             "refresh_token": token["refresh_token"],
             "grant_id": grant_id,
             "tokens": {_scope_key(DATA_SCOPES): _cached(upstream_token(token))},
@@ -168,6 +173,7 @@ class FederationPlugin(OIDCPlugin):
         previous = reconnect.metadata.get("link") if reconnect is not None else None
         if previous and previous != link:
             self._retire(upstream, person.id, previous)
+        events.subscription(self)  # idempotent: the first link subscribes (else pull)
         return linked
 
     def _linked(self, upstream: UpstreamAggregator, link: str, subject: str, name: str,
@@ -196,6 +202,7 @@ class FederationPlugin(OIDCPlugin):
                            if moved else None)
 
     def status(self, registration: Registration) -> StatusReport:
+        events.subscription(self)  # links made before the upstream offered events
         try:
             entry = self._upstream_entry(registration, DATA_SCOPES)
             if entry.get("status") != "ok":
@@ -214,20 +221,28 @@ class FederationPlugin(OIDCPlugin):
         state = self._state(registration.person.id, link)
         if state is None or wanted not in state["members"]:
             raise ReauthRequired("This connection was removed; connect it again.")
-        upstream = self.upstream(registration.metadata["issuer"])
-        token = self._link_token(upstream, registration.person.id, link, scopes)
+        entries = self._link_entries(self.upstream(registration.metadata["issuer"]),
+                                     registration.person.id, link, scopes)
+        if wanted not in entries:
+            raise self._unshared()
+        return entries[wanted]
+
+    def _link_entries(self, upstream: UpstreamAggregator, person_id: str, link: str,
+                      scopes: frozenset[str]) -> dict[str, dict[str, Any]]:
+        """The link's institution entries at the upstream, by their registration id there."""
+        token = self._link_token(upstream, person_id, link, scopes)
         body = self._introspect(upstream, token)
         if not body["active"]:
-            token = self._link_token(upstream, registration.person.id, link, scopes, dead=token)
+            token = self._link_token(upstream, person_id, link, scopes, dead=token)
             body = self._introspect(upstream, token)
             if not body["active"]:
                 raise ReauthRequired(f"{self.upstream_name} no longer accepts this connection; "
                                      "connect it again.")
-        for _, entry in _entries(body, self.upstream_name):
-            if entry["registration_id"] == wanted:
-                return entry
-        raise ReauthRequired(f"This institution is no longer shared at {self.upstream_name}; "
-                             "connect it again.")
+        return {entry["registration_id"]: entry for _, entry in _entries(body, self.upstream_name)}
+
+    def _unshared(self) -> ReauthRequired:
+        return ReauthRequired(f"This institution is no longer shared at {self.upstream_name}; "
+                              "connect it again.")
 
     def _not_ok(self, entry: Mapping[str, Any]) -> UpstreamError:
         """The upstream entry's status as ours: the person must act there, or try later."""
@@ -334,16 +349,67 @@ class FederationPlugin(OIDCPlugin):
 
     def _share_grant(self, person_id: str, grant_id: str, link: str, *, joining: bool) -> bool:
         """Add ``link`` to (or take it out of) the links using the upstream grant ``grant_id``;
-        True when other links use it."""
+        True when other links use it. The grant's owner is indexed for the upstream's events,
+        which name the grant and not our person."""
         key = f"grant-links:{grant_id}"
         with self._lock(person_id, key):
             links = set(self.context.cache.get(key, person_id=person_id) or ())
             links = links | {link} if joining else links - {link}
             if links:
                 self.context.cache.set(key, sorted(links), person_id=person_id)
+                self.context.cache.set(_owner_key(grant_id), person_id)
             else:
                 self.context.cache.delete(key, person_id=person_id)
+                self.context.cache.delete(_owner_key(grant_id))
         return bool(links - {link})
+
+    # -- the upstream's events (plugins/federation/events.py) ---------------------------------
+
+    def blueprint(self) -> Blueprint | None:
+        """``/plugins/federation/events``: the upstream pushes its SETs there (RFC 8935)."""
+        return events.events_blueprint(self)
+
+    def _grant_links(self, grant_id: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(person id, link, link state) of every link holding the upstream grant ``grant_id``."""
+        person_id = self.context.cache.get(_owner_key(grant_id))
+        if not isinstance(person_id, str):
+            return
+        for link in self.context.cache.get(f"grant-links:{grant_id}", person_id=person_id) or ():
+            state = self._state(person_id, link)
+            if state is not None and isinstance(state.get("subject"), str):
+                yield person_id, link, state
+
+    def registrations_of_grant(self, grant_id: str) -> list[tuple[str, str]]:
+        """(person id, external id) of every registration resting on the upstream grant."""
+        return [(person_id, f"{state['subject']}:{member}")
+                for person_id, _, state in self._grant_links(grant_id) for member in state["members"]]
+
+    def check_grant(self, grant_id: str) -> list[tuple[str, str, StatusReport]]:
+        """A status check of every registration resting on the upstream grant, one
+        introspection per link: (person id, external id, report). An unreachable upstream
+        gives no news."""
+        upstream = self.upstream(self.issuer)
+        reports: list[tuple[str, str, StatusReport]] = []
+        for person_id, link, state in list(self._grant_links(grant_id)):
+            try:
+                entries: dict[str, dict[str, Any]] | None = self._link_entries(
+                    upstream, person_id, link, DATA_SCOPES)
+                failure = None
+            except UpstreamUnavailable:
+                continue
+            except UpstreamError as exc:
+                entries, failure = None, StatusReport(exc.status, exc.description)
+            for member in state["members"]:
+                report = failure
+                if entries is not None:
+                    entry = entries.get(member)
+                    problem = self._unshared() if entry is None else (
+                        self._not_ok(entry) if entry.get("status") != "ok" else None)
+                    report = StatusReport(problem.status, problem.description) if problem \
+                        else StatusReport("ok")
+                assert report is not None
+                reports.append((person_id, f"{state['subject']}:{member}", report))
+        return reports
 
     # -- the link's grant, kept once (encrypted by the core's plugin cache) -------------------
 
@@ -374,6 +440,10 @@ class FederationPlugin(OIDCPlugin):
 
 def _link_key(link: str) -> str:
     return f"link:{link}"
+
+
+def _owner_key(grant_id: str) -> str:
+    return f"grant-owner:{grant_id}"
 
 
 def _scope_key(scopes: frozenset[str]) -> str:

@@ -7,8 +7,9 @@ import pytest
 import requests
 
 from tests.fixtures.aggregator import LiveAS, PersonAgent
+from tests.fixtures.sandbox import redis_database
 from tests.introspection.test_story import connect
-from tests.oauth.apps import App, decide, make_app, response_params, signed_up, walk
+from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, decide, make_app, response_params, signed_up, walk
 
 
 @pytest.fixture
@@ -30,6 +31,22 @@ def register_downstream(upstream: LiveAS, issuer: str, **metadata) -> App:
     """Aggregator B (at ``issuer``) registered at A as a client (RFC 7591)."""
     return make_app(upstream, client_name="Aggregator B",
                     redirect_uris=[f"{issuer}/connections/callback/federation"], **metadata)
+
+
+def start_downstream(make_as, upstream: LiveAS, redis_url: str, port: int, client: App) -> LiveAS:
+    """Aggregator B on ``port`` with the federation plugin, as ``client`` at A, on its own Redis
+    database (A keeps database 0, the bank 1)."""
+    return make_as(
+        port=port,
+        REDIS_URL=redis_database(redis_url, 2),
+        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
+        AGGREGATOR_PLUGINS="federation",
+        FEDERATION_ISSUER=upstream.url,
+        FEDERATION_CLIENT_ID=client.client_id,
+        FEDERATION_CLIENT_SECRET=client.secret or "",
+        FEDERATION_NAME="Nat's aggregator",
+        AGGREGATOR_UPSTREAM_TIMEOUT="5",
+    )
 
 
 def consent_at_a(agent: PersonAgent, authorization_url: str,

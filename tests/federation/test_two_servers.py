@@ -12,28 +12,17 @@ import requests
 
 from aggregator.introspection.response import RECENT_SECONDS
 from aggregator.testing.servers import reserve_port
-from tests.federation.conftest import consent_at_a, register_downstream
+from tests.federation.conftest import consent_at_a, register_downstream, start_downstream
 from tests.fixtures.aggregator import LiveAS, PersonAgent
-from tests.fixtures.sandbox import redis_database
-from tests.oauth.apps import DATA, INITIAL_ACCESS_TOKEN, App, allow, ask, make_app, person_id_of, signed_up
+from tests.oauth.apps import DATA, App, allow, ask, make_app, person_id_of, signed_up
 
 
 @pytest.fixture
 def downstream(make_as, upstream, redis_url) -> LiveAS:
     """Aggregator B, registered at A as a client, on its own Redis database."""
     port = reserve_port()
-    client = register_downstream(upstream, f"http://127.0.0.1:{port}")
-    return make_as(
-        port=port,
-        REDIS_URL=redis_database(redis_url, 2),  # A keeps database 0, the bank 1
-        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
-        AGGREGATOR_PLUGINS="federation",
-        FEDERATION_ISSUER=upstream.url,
-        FEDERATION_CLIENT_ID=client.client_id,
-        FEDERATION_CLIENT_SECRET=client.secret or "",
-        FEDERATION_NAME="Nat's aggregator",
-        AGGREGATOR_UPSTREAM_TIMEOUT="5",
-    )
+    return start_downstream(make_as, upstream, redis_url, port,
+                            register_downstream(upstream, f"http://127.0.0.1:{port}"))
 
 
 def link_a_into_b(nat_at_b: PersonAgent, nat_at_a: PersonAgent) -> None:
@@ -102,7 +91,10 @@ def test_nat_revoking_b_at_a_shows_at_b_as_reauth_required(downstream, upstream,
     revoked = nat_at_a.post_form(f"/apps/{grant.id}/revoke", {}, form_page="/")
     assert revoked.status_code in (200, 302, 303), revoked.text
 
-    # B's next status check (Nat's connections page asks A) marks both registrations
+    # B's client at A may not use client credentials, so B has no event stream there (the
+    # fallback, docs/plugins.md): B's next status check (Nat's connections page asks A) marks
+    # both registrations
+    assert upstream.services.store.event_streams.get(grant.client_id) is None
     page = nat_at_b.http.get(nat_at_b.url("/connections"))
     assert page.status_code == 200 and page.text.count("status-reauth_required") == 2
     statuses = {r.institution_name: r.status for r in downstream.services.store.registrations.list(
