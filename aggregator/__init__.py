@@ -59,7 +59,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
-    store = Store.connect(RedisTopology.of(settings), keyring)
+    store = Store.connect(RedisTopology.of(settings), keyring, local_cache=settings.local_cache)
     signing_keys = SigningKeys(store.signing_keys)
 
     def start_up() -> None:

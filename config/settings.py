@@ -148,6 +148,7 @@ class EnvironmentSchema(Schema):
                                                 validate=validate.OneOf(PASSWORD_HASHING))
     AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
     AGGREGATOR_METRICS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
+    AGGREGATOR_LOCAL_CACHE = fields.Boolean(load_default=True)
 
     @validates_schema
     def _redis_topology(self, data: dict[str, Any], **_: Any) -> None:
@@ -234,6 +235,8 @@ class Settings:
     outbound_allowed_hosts: tuple[str, ...] = ()
     #: the bearer token ``/metrics`` requires (None: ``/metrics`` answers 404)
     metrics_token: str | None = field(default=None, repr=False)
+    #: each worker keeps hot records in memory, invalidated by Redis (off under a cluster)
+    local_cache: bool = True
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -309,5 +312,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         password_hashing=data["AGGREGATOR_PASSWORD_HASHING"],
         outbound_allowed_hosts=tuple(data["AGGREGATOR_OUTBOUND_ALLOWED_HOSTS"]),
         metrics_token=data["AGGREGATOR_METRICS_TOKEN"],
+        local_cache=data["AGGREGATOR_LOCAL_CACHE"],
         environ=env,
     )

@@ -234,3 +234,8 @@ def refresh_job(person_id: str, registration_id: str, scope_key: str) -> str:
 def refresh_outcome(person_id: str, registration_id: str, scope_key: str) -> str:
     """The latest failed refresh of one (registration, scope set), for the requests waiting."""
     return f"refresh-failed:{person_tag(person_id)}:{registration_id}:{scope_key}"
+
+
+#: the prefixes of the records a worker may keep in memory (:mod:`aggregator.store.local_cache`),
+#: those introspection and client authentication read; Redis announces every change under them
+LOCALLY_CACHED = ("client:", "at:", "rt:", "grant:", "grant-pairs:", "reg:", "regs:", "regtok:")

@@ -67,14 +67,20 @@ class RegistrationRepository(Repository):
         return self._record(data) if data else None
 
     def list(self, person_id: str) -> list[RegistrationRecord]:
-        ids = [raw.decode() for raw in self.redis.smembers(key_names.registrations(person_id))]
-        if not ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for registration_id in ids:
-            pipe.hgetall(key_names.registration(person_id, registration_id))
-        records = [self._record(self.decode(data)) for data in pipe.execute() if data]
-        return sorted(records, key=lambda r: (r.created_at, r.institution_name))
+        keys: list[str] = []  # each registration read: a change to any drops the list
+
+        def load() -> list[RegistrationRecord]:
+            ids = [raw.decode() for raw in self.redis.smembers(key_names.registrations(person_id))]
+            keys[:] = [key_names.registration(person_id, rid) for rid in ids]
+            if not ids:
+                return []
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            records = [self._record(self.decode(data)) for data in pipe.execute() if data]
+            return sorted(records, key=lambda r: (r.created_at, r.institution_name))
+
+        return list(self.cached(key_names.registrations(person_id), load, lambda _: keys) or [])
 
     def find_external(self, person_id: str, provider: str, external_id: str) -> str | None:
         found = self.redis.get(key_names.registration_by_external(person_id, provider, external_id))
@@ -90,11 +96,16 @@ class RegistrationRepository(Repository):
                      scopes: frozenset[str]) -> UpstreamToken | None:
         """The cached upstream token for these data scopes, if any."""
         key = scope_key(scopes)
-        blob = self.redis.get(key_names.upstream_token(person_id, registration_id, key))
-        if not blob:
-            return None
-        data = self.keyring.decrypt_json(blob.decode(), self._token_aad(person_id, registration_id, key))
-        return UpstreamToken(**data)
+        name = key_names.upstream_token(person_id, registration_id, key)
+
+        def load() -> UpstreamToken | None:
+            blob = self.redis.get(name)
+            if not blob:
+                return None
+            return UpstreamToken(**self.keyring.decrypt_json(blob.decode(), self._token_aad(
+                person_id, registration_id, key)))
+
+        return self.cached(name, load)
 
     def plugin_view(self, record: RegistrationRecord, person: Person) -> Registration:
         """The registration as its plugin sees it: secrets decrypted, only when a plugin acts."""
