@@ -81,8 +81,8 @@ class LocalCache:
         self._active = False
         self._listener: Any = None
         self._tracking: Any = None
-        self._ready: Any = None
-        self._waiter: Any = None
+        self._ready: Callable[[float], bool] | None = None
+        self._waiter: Callable[[float], bool] | None = None
         #: per connection, when its oldest PING still unanswered was sent (None: none is)
         self._pinged: dict[str, float | None] = {"listener": None, "tracking": None}
         self._stopped = threading.Event()
@@ -170,16 +170,16 @@ class LocalCache:
                 while self._tracking.can_read(timeout=0):
                     self._tracking.read_response(timeout=DEAD_AFTER)
                     self._pinged["tracking"] = None
-            except (redis.RedisError, OSError, ValueError):
-                self._lost("a tracking connection failed")
+            except (redis.RedisError, OSError, ValueError) as exc:
+                self._lost(f"a tracking connection failed ({exc})")
 
-    def _readable(self, poller: Any, timeout_ms: int) -> bool:
+    def _readable(self, poller: Callable[[float], bool], timeout: float) -> bool:
         """One syscall: has either connection anything to read (data, or EOF)? A drain reads
         every complete reply, so what the parsers buffer never waits unseen; TLS may hold
         decrypted bytes the socket no longer shows."""
         if any(getattr(conn._sock, "pending", _nothing)() for conn in (self._listener, self._tracking)):
             return True
-        return bool(poller.poll(timeout_ms))
+        return poller(timeout)
 
     def _handle(self, message: Any) -> None:
         if not isinstance(message, list) or not message:
@@ -255,10 +255,8 @@ class LocalCache:
             self._listener, self._tracking = listener, tracking
             # one poller for request threads (under ``_io``), one for the background wait:
             # a poll object must not be polled by two threads at once
-            self._ready, self._waiter = select.poll(), select.poll()
-            for poller in (self._ready, self._waiter):
-                for conn in (listener, tracking):
-                    poller.register(conn._sock.fileno(), select.POLLIN)
+            socks = [listener._sock, tracking._sock]
+            self._ready, self._waiter = _poller(socks), _poller(socks)
             self._pinged = {"listener": None, "tracking": None}
             self._flush(active=True)  # fills begun while bypassed carry an old generation
 
@@ -286,12 +284,24 @@ class LocalCache:
             time.sleep(POLL)
             return
         with contextlib.suppress(OSError, ValueError, RuntimeError):  # closed: the drain notices
-            waiter.poll(int(POLL * 1000))
+            waiter(POLL)
         self.drain()
 
 
 def _nothing() -> int:
     return 0
+
+
+def _poller(socks: list[Any]) -> Callable[[float], bool]:
+    """``ready(timeout)``: whether any of ``socks`` has something to read. ``poll`` (no limit on
+    descriptor numbers), or ``select`` where gevent's monkey-patching has removed ``poll``
+    (its cooperative ``select`` has no such limit either)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        for sock in socks:
+            poller.register(sock.fileno(), select.POLLIN)
+        return lambda timeout: bool(poller.poll(int(timeout * 1000)))
+    return lambda timeout: bool(select.select(socks, [], [], timeout)[0])
 
 
 def _run(ref: weakref.ref[LocalCache], stopped: threading.Event) -> None:
@@ -301,18 +311,21 @@ def _run(ref: weakref.ref[LocalCache], stopped: threading.Event) -> None:
         cache = ref()
         if cache is None:
             return
-        if cache._listener is None:
-            try:
+        try:
+            if cache._listener is None:
                 cache._establish()
-            except (redis.RedisError, OSError) as exc:
-                log.debug("local cache: cannot connect (%s)", type(exc).__name__)
-                del cache
-                stopped.wait(RECONNECT_PAUSE)
-                continue
-        cache._wait_for_messages()
-        if time.monotonic() >= next_beat:
-            cache._heartbeat()
-            next_beat = time.monotonic() + HEARTBEAT
+            cache._wait_for_messages()
+            if time.monotonic() >= next_beat:
+                cache._heartbeat()
+                next_beat = time.monotonic() + HEARTBEAT
+        except (redis.RedisError, OSError) as exc:
+            log.debug("local cache: cannot connect (%s)", type(exc).__name__)
+            stopped.wait(RECONNECT_PAUSE)
+        except Exception:  # never die silently: bypass, say why, try again
+            log.exception("local cache: unexpected failure; bypassed until reconnected")
+            with cache._io:
+                cache._lost("unexpected failure")
+            stopped.wait(RECONNECT_PAUSE)
         del cache
 
 
