@@ -22,6 +22,7 @@ import requests
 from aggregator.crypto import new_token, token_hash
 from aggregator.embedded_redis import EmbeddedRedis
 from aggregator.oauth.clients import register_client
+from aggregator.store.local_cache import LocalCache, dedicated_connection
 from aggregator.testing.servers import reserve_port
 from tests.introspection.deployment import introspect, warm
 from tests.oauth.apps import DATA
@@ -186,3 +187,44 @@ def test_without_the_cache_every_read_goes_to_redis(make_as, redis_url):
                                headers={"Authorization": basic}, timeout=10)
         assert answer.json()["active"] is True
     assert listeners(redis.Redis.from_url(redis_url)) == []
+
+
+def live_cache(redis_url: str, size: int = 50_000) -> tuple[LocalCache, redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    cache = LocalCache(dedicated_connection(client), ("at:",), size=size)
+    cache.read("at:warm", lambda: None)  # starts it
+    wait_for(lambda: cache.active, "the cache should connect")
+    return cache, client
+
+
+def test_a_value_read_while_it_changed_is_not_kept(redis_url):
+    cache, client = live_cache(redis_url)
+    try:
+        client.set("at:x", "old")
+
+        def load_then_change() -> bytes | None:
+            value = client.get("at:x")
+            client.set("at:x", "new")  # the change lands while this read is in flight ...
+            cache.drain()  # ... and another request applies its invalidation meanwhile
+            return value
+
+        assert cache.read("at:x", load_then_change) == b"old"
+        assert cache.read("at:x", lambda: client.get("at:x")) == b"new"
+    finally:
+        cache.stop()
+        client.close()
+
+
+def test_the_cache_keeps_at_most_its_size_least_recently_used_first_out(redis_url):
+    cache, client = live_cache(redis_url, size=3)
+    try:
+        for name in ("a", "b", "c"):
+            cache.read(f"at:{name}", lambda name=name: name)
+        cache.read("at:a", lambda: "reloaded")  # a is now the most recently used
+        cache.read("at:d", lambda: "d")
+        assert len(cache) == 3
+        assert cache.read("at:a", lambda: "reloaded") == "a"
+        assert cache.read("at:b", lambda: "reloaded") == "reloaded"  # b went first
+    finally:
+        cache.stop()
+        client.close()
