@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -41,6 +41,13 @@ class Repository:
         if self.cache is None:
             return load()
         return self.cache.read(key, load, deps)
+
+    def cached_many(self, keys: Sequence[str],
+                    load: Callable[[list[str]], dict[str, T | None]]) -> dict[str, T | None]:
+        """:meth:`cached` for several keys: ``load(missing)`` reads the others in one go."""
+        if self.cache is None:
+            return load(list(keys))
+        return self.cache.read_many(keys, load)
 
     def replicated(self, person_id: str, what: str) -> None:
         """After a write that must not be lost: wait (bounded) for a replica to have it."""

@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -109,6 +109,32 @@ class LocalCache:
         if value is not None and generation >= 0:
             self._keep(key, value, tuple(deps(value)) if deps else (), generation)
         return value
+
+    def read_many(self, keys: Sequence[str],
+                  load: Callable[[list[str]], dict[str, T | None]]) -> dict[str, T | None]:
+        """Several records at once: those in memory, and ``load(missing)`` (one round trip)
+        for the others, each kept as :meth:`read` keeps one."""
+        self._ensure_started()
+        self.drain()
+        found: dict[str, T | None] = {}
+        missing: list[str] = []
+        with self._lock:
+            generation = self._generation if self._active else -1
+            for key in keys:
+                hit = self._entries.get(key) if generation >= 0 else None
+                if hit is None:
+                    missing.append(key)
+                else:
+                    self._entries.move_to_end(key)
+                    found[key] = hit[0]
+        if missing:
+            loaded = load(missing)
+            if generation >= 0:
+                for key, value in loaded.items():
+                    if value is not None:
+                        self._keep(key, value, (), generation)
+            found.update(loaded)
+        return found
 
     def _keep(self, key: str, value: Any, deps: tuple[str, ...], generation: int) -> None:
         with self._lock:

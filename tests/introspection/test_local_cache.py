@@ -129,16 +129,13 @@ def test_a_cache_losing_a_connection_serves_from_redis_until_it_is_back(deployme
     for _ in range(3):
         _, token, _ = deployment.grant_with_token()
         warm(deployment, token, deployment.a, deployment.b)
-        live = len(connections(deployment.redis))  # A's, B's and the test's own AS's, if started
-        assert live >= 2
+        assert len(connections(deployment.redis)) >= 2  # A's and B's (and maybe the test's AS's)
         for connection in connections(deployment.redis):
             deployment.redis.client_kill_filter(_id=connection["id"])
         # nobody tells B about this change: B must read Redis now (emptied, bypassed)
         deployment.redis.delete(*[key.decode() for key in deployment.redis.keys("at:*")])
         assert introspect(deployment.b, token, deployment.auth()) == {"active": False}
-        # and it is back to memory (and to invalidations) by itself
-        wait_for(lambda live=live: len(connections(deployment.redis)) == live,
-                 "the caches should reconnect")
+        # and it is back to memory (warm waits for that) and to invalidations by itself
         _, token, _ = deployment.grant_with_token()
         warm(deployment, token, deployment.b)
         requests.post(deployment.a.url + "/revoke", data={"token": token}, auth=deployment.auth(),
