@@ -344,6 +344,9 @@ def _run(ref: weakref.ref[LocalCache], stopped: threading.Event) -> None:
             if time.monotonic() >= next_beat:
                 cache._heartbeat()
                 next_beat = time.monotonic() + HEARTBEAT
+        except redis.ResponseError as exc:  # Redis < 6, or an ACL user without CLIENT/SUBSCRIBE
+            log.warning("local cache off: Redis refused client tracking (%s)", exc)
+            return
         except (redis.RedisError, OSError) as exc:
             log.debug("local cache: cannot connect (%s)", type(exc).__name__)
             stopped.wait(RECONNECT_PAUSE)

@@ -225,3 +225,29 @@ def test_the_cache_keeps_at_most_its_size_least_recently_used_first_out(redis_ur
     finally:
         cache.stop()
         client.close()
+
+
+def test_a_redis_refusing_client_tracking_leaves_the_cache_off_and_serves_from_redis(
+        make_as, redis_url):
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser("no-tracking", enabled=True, passwords=["+a-long-password"], keys=["*"],
+                      channels=["*"], commands=["+@all", "-client"])
+    try:
+        limited = redis_url.replace("redis://", "redis://no-tracking:a-long-password@")
+        server = make_as(REDIS_URL=limited)
+        issued = register_client(server.services, {
+            "client_name": "Plain", "grant_types": ["client_credentials"], "scope": DATA})
+        auth = (issued.client.client_id, issued.client_secret or "")
+        token, record = server.services.store.tokens.issue_access_token(
+            client_id=issued.client.client_id, person_id=None, grant_id=None, scope=DATA, ttl=600)
+        assert requests.post(server.url + "/introspect", data={"token": token}, auth=auth,
+                             timeout=10).json()["active"] is True
+        time.sleep(0.5)  # the cache tried (and was refused: CLIENT is not this user's)
+        server.services.store.tokens.revoke_access_token(record)
+        assert requests.post(server.url + "/introspect", data={"token": token}, auth=auth,
+                             timeout=10).json() == {"active": False}
+        assert server.services.store.cache is not None and not server.services.store.cache.active
+        assert not [c for c in admin.client_list() if c["user"] == "no-tracking" and c["sub"] == "1"]
+    finally:
+        admin.acl_deluser("no-tracking")
+        admin.close()
