@@ -14,6 +14,7 @@ from flask import Flask
 from aggregator.crypto import load_key_ring
 from aggregator.errors import Application, register_error_handlers
 from aggregator.introspection.write_ahead import WriteAhead
+from aggregator.json_output import FastJSONProvider
 from aggregator.logs import configure_logging, init_access_log
 from aggregator.registry.notices import RegistryNotices
 from aggregator.security import init_security
@@ -56,10 +57,11 @@ def create_app(
     configure_logging(settings.log_level)
 
     app = Application(__name__, template_folder="web/templates", static_folder="web/static")
+    app.json = FastJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     keyring = load_key_ring(settings.encryption_keys, settings.data_dir)
-    store = Store.connect(RedisTopology.of(settings), keyring)
+    store = Store.connect(RedisTopology.of(settings), keyring, local_cache=settings.local_cache)
     signing_keys = SigningKeys(store.signing_keys)
 
     def start_up() -> None:

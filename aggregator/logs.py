@@ -7,10 +7,14 @@ passwords travel there.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import queue
 import sys
 import time
+from logging.handlers import QueueHandler, QueueListener
 from typing import TYPE_CHECKING
 
 from flask import Flask, g, has_request_context, request
@@ -32,6 +36,8 @@ class JsonFormatter(logging.Formatter):
         }
         if has_request_context():
             entry["request_id"] = getattr(g, "request_id", None)
+        elif "request_id" in record.__dict__:  # captured by QueuedHandler for the writer thread
+            entry["request_id"] = record.request_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -40,15 +46,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class QueuedHandler(QueueHandler):
+    """Hands records to a writer thread (:class:`QueueListener`), so a request never waits
+    for JSON encoding or a write to stderr. The message is resolved and the request id captured
+    here, in the request's thread; formatting happens in the writer's."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = logging.makeLogRecord(record.__dict__)
+        record.msg, record.args = record.getMessage(), None
+        if has_request_context():
+            record.request_id = getattr(g, "request_id", None)
+        return record
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+    if any(isinstance(h, QueuedHandler) for h in root.handlers):
         root.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
+    output = logging.StreamHandler(sys.stderr)
+    output.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = QueueListener(records, output)
+    writer.start()
+    # a forked gunicorn worker has the queue but not the thread: it starts its own
+    os.register_at_fork(after_in_child=lambda: _restart(writer))
+    atexit.register(writer.stop)  # a clean stop writes every queued line
+    root.handlers[:] = [QueuedHandler(records)]
     root.setLevel(level)
+
+
+def _restart(writer: QueueListener) -> None:
+    writer._thread = None  # noqa: SLF001 - the parent's thread does not exist in the child
+    writer.start()
 
 
 def init_access_log(app: Flask, metrics: Metrics) -> None:

@@ -4,8 +4,9 @@
     connections), alternated A B A B in one run: panva's node oidc-provider introspecting a
     client_credentials token (the peer, ``bench/peer.py``); this product introspecting a
     client_credentials token (plain) and a person's token with 4 registrations whose tokens are
-    fresh; and for reference a minimal Flask endpoint doing one Redis GET (the floor, same
-    gunicorn settings). Targets: plain / peer >= 1.0, 4 institutions / peer >= 0.75;
+    fresh; and for reference the same two with the worker cache off
+    (``AGGREGATOR_LOCAL_CACHE=off``) and a minimal Flask endpoint doing one Redis GET (the floor,
+    same gunicorn settings). Targets: plain / peer >= 1.0, 4 institutions / peer >= 0.75;
 (b) latency with 20 registrations all needing a refresh from a 100 ms upstream, against an
     introspection needing a single refresh;
 (c) upstream refreshes caused by 50 simultaneous introspections of one expired registration;
@@ -197,6 +198,9 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
 
         server = cluster.gunicorn("wsgi:app", environ, workers=workers, threads=threads, port=port,
                                   ready_path="/readyz")
+        # the same AS without its worker cache (AGGREGATOR_LOCAL_CACHE=off), on the same Redis
+        uncached = cluster.gunicorn("wsgi:app", {**environ, "AGGREGATOR_LOCAL_CACHE": "off"},
+                                    workers=workers, threads=threads, ready_path="/readyz")
         floor = cluster.gunicorn("bench.floor:app", {**os.environ, "REDIS_URL": redis.url},
                                  workers=workers, threads=threads, ready_path="/floor")
 
@@ -215,6 +219,8 @@ def run(seconds: float = 6.0) -> dict[str, Any]:
             "peer": (peer.server, load(peer.server, peer.introspection, '"active":true')),
             "plain": (server, load(server, plain, '"active":true')),
             "fresh": (server, load(server, four.request, four_ok)),
+            "plain_off": (uncached, load(uncached, plain, '"active":true')),
+            "fresh_off": (uncached, load(uncached, four.request, four_ok)),
             "floor": (floor, load(floor, Request("GET", "/floor"), '"value":"ok"')),
             "unknown": (server, load(server, unknown, '{"active":false}')),
         }, seconds)
@@ -283,11 +289,15 @@ def _figures(workers: int, threads: int, clients: int, a: dict[str, Measured], s
             "peer_oidc_provider_plain": a["peer"].as_dict(),
             "introspection_plain": a["plain"].as_dict(),
             "introspection_4_fresh": a["fresh"].as_dict(),
+            "introspection_plain_cache_off": a["plain_off"].as_dict(),
+            "introspection_4_fresh_cache_off": a["fresh_off"].as_dict(),
             "floor_one_redis_get": a["floor"].as_dict(),
             "introspection_unknown_token": a["unknown"].as_dict(),
             "plain_to_peer": ratio_plain,
             "four_to_peer": ratio_four,
             "floor_to_peer": to_peer("floor"),
+            "plain_cache_off_to_peer": to_peer("plain_off"),
+            "four_cache_off_to_peer": to_peer("fresh_off"),
             "target": f"plain >= {TARGET_PLAIN}, 4 institutions >= {TARGET_FOUR}",
             "met": (ratio_plain >= TARGET_PLAIN and ratio_four >= TARGET_FOUR
                     and not any(a[name].stats.errors for name in ("plain", "fresh"))),
@@ -349,6 +359,8 @@ def table(figures: dict[str, Any]) -> str:
         row("(a) peer: oidc-provider, plain token", a["peer_oidc_provider_plain"]),
         row("(a) introspect, plain token", a["introspection_plain"]),
         row("(a) introspect, 4 fresh tokens", a["introspection_4_fresh"]),
+        row("    (ref.) introspect, plain, cache off", a["introspection_plain_cache_off"]),
+        row("    (ref.) introspect, 4 fresh, cache off", a["introspection_4_fresh_cache_off"]),
         row("    (ref.) floor: Flask + one Redis GET", a["floor_one_redis_get"]),
         row("    (ref.) introspect, unknown token", a["introspection_unknown_token"]),
         row(f"(b) introspect, 1 refresh at {b['upstream_latency_ms']} ms", one),
@@ -367,6 +379,8 @@ def table(figures: dict[str, Any]) -> str:
         verdict("(a) 4 institutions / peer, throughput", a["four_to_peer"], f">= {TARGET_FOUR}",
                 a["four_to_peer"] >= TARGET_FOUR),
         f"{'    (ref.) floor / peer, throughput':<44}{a['floor_to_peer']!s:>9}",
+        f"{'    (ref.) plain, cache off / peer':<44}{a['plain_cache_off_to_peer']!s:>9}",
+        f"{'    (ref.) 4 institutions, cache off / peer':<44}{a['four_cache_off_to_peer']!s:>9}",
         verdict("(b) 20 refreshes / 1 refresh, p50 latency", b["p50_ratio"], b["target"], b["met"]),
         verdict("(c) upstream refreshes for 50 at once", c["upstream_refreshes"], c["target"],
                 c["met"]),

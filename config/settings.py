@@ -153,6 +153,7 @@ class EnvironmentSchema(Schema):
     AGGREGATOR_OUTBOUND_ALLOWED_HOSTS = CommaList(load_default=list, validate=_allowed_hosts)
     AGGREGATOR_METRICS_TOKEN = fields.String(load_default=None, validate=validate.Length(min=16))
     AGGREGATOR_PROFILE = fields.String(load_default="default", validate=validate.OneOf(PROFILES))
+    AGGREGATOR_LOCAL_CACHE = fields.Boolean(load_default=True)
 
     @validates_schema
     def _redis_topology(self, data: dict[str, Any], **_: Any) -> None:
@@ -241,6 +242,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     #: ``default`` or ``fapi2`` (FAPI 2.0 Security Profile; rules in ``aggregator.oauth.profile``)
     profile: str = "default"
+    #: each worker keeps hot records in memory, invalidated by Redis (off under a cluster)
+    local_cache: bool = True
     #: the raw environment, so plugins can read their own prefixed variables
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -317,5 +320,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbound_allowed_hosts=tuple(data["AGGREGATOR_OUTBOUND_ALLOWED_HOSTS"]),
         metrics_token=data["AGGREGATOR_METRICS_TOKEN"],
         profile=data["AGGREGATOR_PROFILE"],
+        local_cache=data["AGGREGATOR_LOCAL_CACHE"],
         environ=env,
     )

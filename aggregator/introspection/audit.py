@@ -28,7 +28,7 @@ def record_release(
         registrations=tuple(released),
         request_id=getattr(g, "request_id", None) if has_request_context() else None,
     )
-    services().store.audit.append(event)
+    services().store.audit.append_later(event)  # batched: see aggregator.store.audit_batch
     return event
 
 

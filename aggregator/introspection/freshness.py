@@ -115,12 +115,18 @@ class FreshTokens:
         outcomes: dict[str, Outcome] = {}
         stale: dict[str, tuple[RegistrationRecord, frozenset[str], UpstreamToken | None]] = {}
         renew: list[tuple[RegistrationRecord, frozenset[str]]] = []
+        usable: list[tuple[RegistrationRecord, frozenset[str]]] = []
         for record, scopes in wanted:
             blocked = self.blocked(record, now)
-            if blocked is not None:
+            if blocked is None:
+                usable.append((record, scopes))
+            else:
                 outcomes[record.id] = blocked
-                continue
-            cached = self.svc.store.registrations.cached_token(person_id, record.id, scopes)
+        # every cached token in one round trip
+        tokens = self.svc.store.registrations.cached_tokens(
+            person_id, [(record.id, scopes) for record, scopes in usable]) if usable else {}
+        for record, scopes in usable:
+            cached = tokens[record.id]
             if cached is not None and self._fresh(cached, now):
                 outcomes[record.id] = _ok(cached)
                 if not cached.fresh_for(self.freshness + RENEW_AHEAD, now):

@@ -11,6 +11,7 @@ from functools import cached_property
 import redis
 
 from aggregator.crypto import KeyRing
+from aggregator.store import key_names
 from aggregator.store.assertions import ClientAssertionRepository
 from aggregator.store.audit import AuditRepository
 from aggregator.store.authorizations import PendingAuthorizationRepository
@@ -24,6 +25,7 @@ from aggregator.store.events import EventOutbox, EventStreams
 from aggregator.store.grants import GrantRepository
 from aggregator.store.leases import RefreshLeases
 from aggregator.store.link_states import LinkStateRepository
+from aggregator.store.local_cache import LocalCache, dedicated_connection
 from aggregator.store.notices import NoticeRepository
 from aggregator.store.par import PushedRequestRepository
 from aggregator.store.payments import PaymentRepository
@@ -40,16 +42,31 @@ from aggregator.store.tokens import TokenRepository
 class Store:
     """The repositories over one Redis connection pool."""
 
-    def __init__(self, client: redis.Redis, keyring: KeyRing, wait_ms: int = 0) -> None:
+    def __init__(self, client: redis.Redis, keyring: KeyRing, wait_ms: int = 0,
+                 cache: LocalCache | None = None) -> None:
         self.redis = client
         self.keyring = keyring
         self.durability = Durability(client, wait_ms)
+        #: the worker's cache of hot records (None: every read goes to Redis)
+        self.cache = cache
 
     @classmethod
-    def connect(cls, where: str | RedisTopology, keyring: KeyRing) -> Store:
-        """The store at a Redis URL, or at a :class:`RedisTopology` (cluster, Sentinels)."""
+    def connect(cls, where: str | RedisTopology, keyring: KeyRing, *,
+                local_cache: bool = False) -> Store:
+        """The store at a Redis URL, or at a :class:`RedisTopology` (cluster, Sentinels);
+        ``local_cache``: with the worker cache of :mod:`.local_cache` (never on a cluster)."""
         topology = RedisTopology(where) if isinstance(where, str) else where
-        return cls(topology.connect(), keyring, topology.wait_ms)
+        client = topology.connect()
+        cache = None
+        if local_cache and not topology.cluster:
+            cache = LocalCache(dedicated_connection(client), key_names.LOCALLY_CACHED)
+        return cls(client, keyring, topology.wait_ms, cache)
+
+    def close(self) -> None:
+        """Stop the worker cache and close the pool's connections."""
+        if self.cache is not None:
+            self.cache.stop()
+        self.redis.close()
 
     @cached_property
     def readiness(self) -> ReadinessProbe:
@@ -81,7 +98,7 @@ class Store:
 
     @cached_property
     def registrations(self) -> RegistrationRepository:
-        return RegistrationRepository(self.redis, self.keyring, self.durability)
+        return RegistrationRepository(self.redis, self.keyring, self.durability, self.cache)
 
     @cached_property
     def link_states(self) -> LinkStateRepository:
@@ -103,7 +120,7 @@ class Store:
 
     @cached_property
     def clients(self) -> ClientRepository:
-        return ClientRepository(self.redis, self.keyring)
+        return ClientRepository(self.redis, self.keyring, cache=self.cache)
 
     @cached_property
     def client_jwks(self) -> ClientJwksRepository:
@@ -131,11 +148,11 @@ class Store:
 
     @cached_property
     def grants(self) -> GrantRepository:
-        return GrantRepository(self.redis, self.keyring, self.durability)
+        return GrantRepository(self.redis, self.keyring, self.durability, self.cache)
 
     @cached_property
     def tokens(self) -> TokenRepository:
-        return TokenRepository(self.redis, self.keyring)
+        return TokenRepository(self.redis, self.keyring, cache=self.cache)
 
     @cached_property
     def audit(self) -> AuditRepository:

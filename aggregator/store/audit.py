@@ -8,9 +8,13 @@ never token values.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from aggregator.store import key_names
+from aggregator.store.audit_batch import AuditBatch
 from aggregator.store.base import Repository
 
 #: newest events kept per person, and in the operators' stream (approximate trimming)
@@ -53,7 +57,28 @@ class AuditEvent:
 class AuditRepository(Repository):
     """Append-only, capped streams: ``audit:{u:<person>}`` and ``audit:all``."""
 
+    @cached_property
+    def batch(self) -> AuditBatch:
+        """Events written a few milliseconds later, many per round trip (:mod:`.audit_batch`)."""
+        return AuditBatch(self.append_many)
+
+    def append_later(self, event: AuditEvent) -> None:
+        """Queue ``event`` for the next batch (the introspection path does not wait for Redis)."""
+        self.batch.add(event)
+
     def append(self, event: AuditEvent) -> None:
+        self.append_many([event])
+
+    def append_many(self, events: Sequence[AuditEvent]) -> None:
+        # Two slots per event (the person's and the global one), so no MULTI: one round trip,
+        # no atomicity needed between independent logs.
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            self._add(pipe, event)
+        pipe.execute()
+
+    @staticmethod
+    def _add(pipe: Any, event: AuditEvent) -> None:
         fields = {
             "at": event.at,
             "client_id": event.client_id,
@@ -65,12 +90,8 @@ class AuditRepository(Repository):
             "kind": event.kind,
             "detail": event.detail,
         }
-        # Two slots (the person's and the global one), so no MULTI: one round trip, no atomicity
-        # needed between two independent logs.
-        pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key_names.audit_person(event.person_id), fields, maxlen=PERSON_CAP, approximate=True)
         pipe.xadd(key_names.AUDIT_ALL, fields, maxlen=GLOBAL_CAP, approximate=True)
-        pipe.execute()
 
     def for_person(self, person_id: str, limit: int = 20) -> list[AuditEvent]:
         """The person's newest events first."""
@@ -81,6 +102,7 @@ class AuditRepository(Repository):
         return self._read(key_names.AUDIT_ALL, limit)
 
     def _read(self, key: str, limit: int) -> list[AuditEvent]:
+        self.batch.flush()  # this process's queued events first: a reader sees its own writes
         entries = self.redis.xrevrange(key, count=max(1, limit))
         return [self._event(entry_id, self.decode(data)) for entry_id, data in entries]
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import redis
 
 from aggregator.crypto import KeyRing
 from aggregator.store import key_names
 from aggregator.store.durability import Durability
+from aggregator.store.local_cache import LocalCache
+
+T = TypeVar("T")
 
 
 def remember_person_key(pipe: Any, person_id: str, key: str, expires_at: float | None) -> None:
@@ -24,10 +28,26 @@ class Repository:
     """Base of the repositories: one per record kind, each the only reader/writer of its keys."""
 
     def __init__(self, client: redis.Redis, keyring: KeyRing,
-                 durability: Durability | None = None) -> None:
+                 durability: Durability | None = None, cache: LocalCache | None = None) -> None:
         self.redis = client
         self.keyring = keyring
         self.durability = durability
+        self.cache = cache
+
+    def cached(self, key: str, load: Callable[[], T | None],
+               deps: Callable[[T], Iterable[str]] | None = None) -> T | None:
+        """``load()``, through the worker's cache when there is one (:mod:`.local_cache`):
+        only for records under ``key_names.LOCALLY_CACHED``, whose changes Redis announces."""
+        if self.cache is None:
+            return load()
+        return self.cache.read(key, load, deps)
+
+    def cached_many(self, keys: Sequence[str],
+                    load: Callable[[list[str]], dict[str, T | None]]) -> dict[str, T | None]:
+        """:meth:`cached` for several keys: ``load(missing)`` reads the others in one go."""
+        if self.cache is None:
+            return load(list(keys))
+        return self.cache.read_many(keys, load)
 
     def replicated(self, person_id: str, what: str) -> None:
         """After a write that must not be lost: wait (bounded) for a replica to have it."""

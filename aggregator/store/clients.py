@@ -104,6 +104,9 @@ class ClientRepository(Repository):
     def get(self, client_id: str) -> ClientRecord | None:
         if not client_id or len(client_id) > 200:
             return None
+        return self.cached(key_names.client(client_id), lambda: self._load(client_id))
+
+    def _load(self, client_id: str) -> ClientRecord | None:
         data = self.decode(self.redis.hgetall(key_names.client(client_id)))
         if not data:
             return None

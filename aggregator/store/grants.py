@@ -89,11 +89,16 @@ class GrantRepository(Repository):
         return self.get_for(owner.decode(), grant_id) if owner else None
 
     def get_for(self, person_id: str, grant_id: str) -> Grant | None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(key_names.grant(person_id, grant_id))
-        pipe.hgetall(key_names.grant_pairs(person_id, grant_id))
-        data, pairs = pipe.execute()
-        return self._grant(data, pairs) if data else None
+        key, pairs_key = key_names.grant(person_id, grant_id), key_names.grant_pairs(person_id, grant_id)
+
+        def load() -> Grant | None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(key)
+            pipe.hgetall(pairs_key)
+            data, pairs = pipe.execute()
+            return self._grant(data, pairs) if data else None
+
+        return self.cached(key, load, lambda _: (pairs_key,))
 
     def for_person(self, person_id: str) -> list[Grant]:
         ids = [raw.decode() for raw in self.redis.smembers(key_names.grants(person_id))]

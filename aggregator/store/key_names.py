@@ -320,3 +320,8 @@ def event_queued(jti: str) -> str:
 def event_verifications(client_id: str) -> str:
     """Counts an app's verification requests in the current minute (a cap, not a schedule)."""
     return f"ssf-verify:{EVENTS_TAG}:{client_id}"
+
+
+#: the prefixes of the records a worker may keep in memory (:mod:`aggregator.store.local_cache`),
+#: those introspection and client authentication read; Redis announces every change under them
+LOCALLY_CACHED = ("client:", "at:", "rt:", "grant:", "grant-pairs:", "reg:", "regs:", "regtok:")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,14 +69,20 @@ class RegistrationRepository(Repository):
         return self._record(data) if data else None
 
     def list(self, person_id: str) -> list[RegistrationRecord]:
-        ids = [raw.decode() for raw in self.redis.smembers(key_names.registrations(person_id))]
-        if not ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for registration_id in ids:
-            pipe.hgetall(key_names.registration(person_id, registration_id))
-        records = [self._record(self.decode(data)) for data in pipe.execute() if data]
-        return sorted(records, key=lambda r: (r.created_at, r.institution_name))
+        keys: list[str] = []  # each registration read: a change to any drops the list
+
+        def load() -> list[RegistrationRecord]:
+            ids = [raw.decode() for raw in self.redis.smembers(key_names.registrations(person_id))]
+            keys[:] = [key_names.registration(person_id, rid) for rid in ids]
+            if not ids:
+                return []
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            records = [self._record(self.decode(data)) for data in pipe.execute() if data]
+            return sorted(records, key=lambda r: (r.created_at, r.institution_name))
+
+        return list(self.cached(key_names.registrations(person_id), load, lambda _: keys) or [])
 
     def find_external(self, person_id: str, provider: str, external_id: str) -> str | None:
         found = self.redis.get(key_names.registration_by_external(person_id, provider, external_id))
@@ -90,12 +97,30 @@ class RegistrationRepository(Repository):
     def cached_token(self, person_id: str, registration_id: str,
                      scopes: frozenset[str]) -> UpstreamToken | None:
         """The cached upstream token for these data scopes, if any."""
-        key = scope_key(scopes)
-        blob = self.redis.get(key_names.upstream_token(person_id, registration_id, key))
+        return self.cached_tokens(person_id, [(registration_id, scopes)])[registration_id]
+
+    def cached_tokens(self, person_id: str, wanted: Iterable[tuple[str, frozenset[str]]],
+                      ) -> dict[str, UpstreamToken | None]:
+        """Registration id -> its cached upstream token for those data scopes (None: none),
+        all read in one round trip (one hash slot: the person's)."""
+        names = {key_names.upstream_token(person_id, rid, scope_key(scopes)): (rid, scope_key(scopes))
+                 for rid, scopes in wanted}
+
+        def load(missing: list[str]) -> dict[str, UpstreamToken | None]:
+            pipe = self.redis.pipeline(transaction=False)
+            for name in missing:
+                pipe.get(name)
+            return {name: self._token(person_id, *names[name], blob)
+                    for name, blob in zip(missing, pipe.execute(), strict=True)}
+
+        return {names[name][0]: token for name, token in self.cached_many(list(names), load).items()}
+
+    def _token(self, person_id: str, registration_id: str, key: str,
+               blob: bytes | None) -> UpstreamToken | None:
         if not blob:
             return None
-        data = self.keyring.decrypt_json(blob.decode(), self._token_aad(person_id, registration_id, key))
-        return UpstreamToken(**data)
+        return UpstreamToken(**self.keyring.decrypt_json(blob.decode(), self._token_aad(
+            person_id, registration_id, key)))
 
     def plugin_view(self, record: RegistrationRecord, person: Person) -> Registration:
         """The registration as its plugin sees it: secrets decrypted, only when a plugin acts."""

@@ -190,8 +190,14 @@ class TokenRepository(Repository):
     def _load(self, cls: type, key: str, token: str) -> Any:
         if not token or len(token) > 512:
             return None
+        record = self.cached(key, lambda: self._read(cls, key, token))
+        if record is None or record.expires_at <= self.now():
+            return None
+        return record
+
+    def _read(self, cls: type, key: str, token: str) -> Any:
         data = self.decode(self.redis.hgetall(key))
-        if not data or int(data["expires_at"]) <= self.now():
+        if not data:
             return None
         values: dict[str, Any] = {
             "token_hash": token_hash(token),

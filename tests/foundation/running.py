@@ -86,3 +86,17 @@ def port_closed(port: int) -> bool:
 def embedded_redis(env: dict[str, str]) -> redis.Redis:
     """A client of the runner's embedded Redis."""
     return redis.Redis(port=int(env["AGGREGATOR_REDIS_PORT"]), socket_timeout=5)
+
+
+def start_gunicorn(env: dict[str, str], log: Path, *, workers: int = 1, threads: int = 4) -> Runner:
+    """The AS (``wsgi:app``) under gunicorn as ``make run`` serves it, at ``AGGREGATOR_PORT``, in
+    its own process group; ``Runner.stop`` ends it like Ctrl-C, SIGTERM to ``process`` gracefully."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "python:aggregator.gunicorn_conf",
+             "--bind", f"127.0.0.1:{env['AGGREGATOR_PORT']}", "--workers", str(workers),
+             "--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "20",
+             "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return Runner(process, log, f"http://127.0.0.1:{env['AGGREGATOR_PORT']}")

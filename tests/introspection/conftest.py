@@ -9,6 +9,7 @@ import pytest
 
 from aggregator.store.people import PersonRecord
 from tests.fixtures.aggregator import LiveAS
+from tests.introspection.deployment import deploy, deployment  # noqa: F401 - fixtures
 from tests.introspection.upstream import PLUGINS, FakeBank, running
 
 
