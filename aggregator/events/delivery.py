@@ -21,14 +21,10 @@ one of them).
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
-import socket
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import redis
@@ -37,6 +33,7 @@ from aggregator.events.relay import relay_once
 from aggregator.events.types import PUSH
 from aggregator.outbound import OutboundError, OutboundSession
 from aggregator.store.events import Delivery
+from aggregator.workers import PoolWorker, serve
 
 if TYPE_CHECKING:
     from aggregator.services import Services
@@ -50,7 +47,6 @@ MAX_ATTEMPTS = 10
 PUSH_DEADLINE = 10.0
 #: a receiver's answer is read up to this size (RFC 8935 §2.3 error bodies are small)
 MAX_ANSWER = 64 * 1024
-HEARTBEAT_EVERY = 1.0
 
 
 def backoff(attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> float:
@@ -58,89 +54,36 @@ def backoff(attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> f
     return random.uniform(0, min(cap, base * 2 ** attempt))  # noqa: S311 - not a secret
 
 
-class DeliveryWorker:
+class DeliveryWorker(PoolWorker[Delivery]):
     """Relays facts and pushes SETs until stopped."""
+
+    label = "event delivery"
 
     def __init__(self, svc: Services, *, concurrency: int = CONCURRENCY,
                  max_attempts: int = MAX_ATTEMPTS, base_delay: float = BASE_DELAY,
                  name: str | None = None) -> None:
-        self.svc = svc
+        super().__init__(svc, concurrency=concurrency, name=name)
         self.streams = svc.store.event_streams
         self.max_attempts = max_attempts
         self.base_delay = base_delay
-        self.concurrency = concurrency
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.http = OutboundSession(svc.outbound_policy, PUSH_DEADLINE, max_body=MAX_ANSWER)
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ssf-push")
-        self._busy = threading.Semaphore(concurrency)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._running: set[str] = set()
-        self._mutex = threading.Lock()
 
-    def start(self) -> DeliveryWorker:
-        """Run in a background thread (tests, or an embedding process)."""
-        self._thread = threading.Thread(target=self.run, name="ssf-delivery", daemon=True)
-        self._thread.start()
-        return self
+    def beat(self, running: list[str]) -> None:
+        self.streams.heartbeat(self.name)
+        self.streams.touch(self.name, running)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._pool.shutdown(wait=True)
+    def between_takes(self) -> None:
+        relay_once(self.svc)
+        self.streams.promote_due()
 
-    def run(self) -> None:
-        log.info("event delivery started", extra={"worker": self.name})
-        last_beat = 0.0
-        while not self._stopping.is_set():
-            try:
-                if time.monotonic() - last_beat >= HEARTBEAT_EVERY:
-                    self.streams.heartbeat(self.name)
-                    with self._mutex:
-                        running = list(self._running)
-                    self.streams.touch(self.name, running)
-                    last_beat = time.monotonic()
-                relay_once(self.svc)
-                self.streams.promote_due()
-                self._take_and_push()
-            except redis.RedisError as exc:
-                log.warning("event delivery: Redis unavailable", extra={"error": type(exc).__name__})
-                if self._stopping.wait(0.5):
-                    break
-        log.info("event delivery stopped", extra={"worker": self.name})
+    def take(self, count: int, block_ms: int) -> Sequence[Delivery]:
+        return self.streams.take(self.name, count=count, block_ms=block_ms)
 
-    def _take_and_push(self) -> None:
-        free = 0
-        while free < self.concurrency and self._busy.acquire(blocking=False):
-            free += 1
-        if not free:
-            self._stopping.wait(0.01)
-            return
-        try:
-            taken = self.streams.take(self.name, count=free, block_ms=100)
-        except BaseException:
-            for _ in range(free):
-                self._busy.release()
-            raise
-        for _ in range(free - len(taken)):
-            self._busy.release()
-        for delivery in taken:
-            with self._mutex:
-                self._running.add(delivery.entry_id)
-            self._pool.submit(self._push_one, delivery)
-
-    def _push_one(self, delivery: Delivery) -> None:
+    def handle(self, delivery: Delivery) -> None:
         try:
             self.svc.metrics.pushed(self.push(delivery))
         except redis.RedisError as exc:  # left pending: taken over after CLAIM_IDLE_MS
             log.warning("event delivery left pending", extra={"error": type(exc).__name__})
-        except Exception:
-            log.exception("event delivery failed unexpectedly")
-        finally:
-            with self._mutex:
-                self._running.discard(delivery.entry_id)
-            self._busy.release()
 
     def push(self, delivery: Delivery) -> str:
         """RFC 8935 §2: POST the SET; ``delivered``, ``retry``, ``failing``, ``gone`` (or, for a
@@ -171,33 +114,7 @@ class DeliveryWorker:
 
 def main() -> int:
     """Run a delivery worker until SIGTERM or SIGINT (then finish the pushes in hand)."""
-    from aggregator import create_app
-    from aggregator.services import EXTENSION
-    from config import ConfigError, load_settings
-
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    while True:  # started while Redis is restarting: wait for it rather than exit
-        try:
-            app = create_app(settings)
-            break
-        except ConfigError as exc:
-            log.warning("event delivery waiting for Redis", extra={"error": str(exc)})
-            time.sleep(1.0)
-    worker = DeliveryWorker(app.extensions[EXTENSION])
-
-    def _stop(signum: int, frame: object) -> None:
-        worker._stopping.set()  # noqa: SLF001 - the loop notices and returns
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    with app.app_context():
-        worker.run()
-    worker.stop()
-    return 0
+    return serve(DeliveryWorker, "event delivery")
 
 
 if __name__ == "__main__":
