@@ -29,7 +29,8 @@ from tests.oauth.apps import (
     signed_up,
     walk,
 )
-from tests.oauth.test_dpop import Holder, token_request
+from tests.oauth.fapi_client import DPoPKey
+from tests.oauth.test_dpop import token_request
 
 
 def test_discovery_names_every_endpoint(make_as):
@@ -175,7 +176,7 @@ def test_deleting_the_app_deletes_its_stream(make_as, receiver):
 def test_a_dpop_bound_token_manages_the_stream_only_with_its_proof(make_as, receiver):
     server = make_as(AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
     app = events_app(server)
-    holder = Holder()
+    holder = DPoPKey()
     issued = token_request(app, holder, grant_type="client_credentials", scope="events")
     assert issued.status_code == 200 and issued.json()["token_type"] == "DPoP", issued.text
     token = issued.json()["access_token"]

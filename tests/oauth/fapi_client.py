@@ -41,7 +41,9 @@ class DPoPKey:
         return self.key.thumbprint()
 
     def proof(self, method: str, url: str, *, token: str | None = None, alg: str | None = None,
-              **claims: Any) -> str:
+              header: dict | None = None, **claims: Any) -> str:
+        """A proof for ``method`` at ``url`` (with ``token``'s hash); ``header`` adds to or
+        overrides the protected header, ``claims`` the payload (to forge bad proofs)."""
         payload: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url,
                                    "iat": int(time.time())}
         if token is not None:
@@ -50,8 +52,9 @@ class DPoPKey:
             payload["nonce"] = self.nonce
         payload.update(claims)
         alg = alg or self.alg
-        header = {"typ": "dpop+jwt", "alg": alg, "jwk": self.key.as_dict(private=False)}
-        return jws.serialize_compact(header, json.dumps(payload), self.key, algorithms=[alg])
+        protected = {"typ": "dpop+jwt", "alg": alg, "jwk": self.key.as_dict(private=False),
+                     **(header or {})}
+        return jws.serialize_compact(protected, json.dumps(payload), self.key, algorithms=[alg])
 
 
 class DPoPAuth(requests.auth.AuthBase):

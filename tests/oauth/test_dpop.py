@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from joserfc import jws
-from joserfc.jwk import ECKey
 from urllib3 import HTTPHeaderDict
 
 from tests.introspection.apps import register_app
@@ -33,38 +31,10 @@ from tests.oauth.apps import (
     response_params,
     walk,
 )
+from tests.oauth.fapi_client import DPoPKey, b64
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Holder:
-    """The app's DPoP key, and the proofs it signs with it."""
-
-    def __init__(self) -> None:
-        self.key = ECKey.generate_key("P-256", private=True)
-        self.nonce: str | None = None
-
-    @property
-    def jkt(self) -> str:
-        return self.key.thumbprint()
-
-    def proof(self, method: str, url: str, *, token: str | None = None, header: dict | None = None,
-              **claims: Any) -> str:
-        payload: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url,
-                                   "iat": int(time.time())}
-        if token is not None:
-            payload["ath"] = b64(hashlib.sha256(token.encode()).digest())
-        if self.nonce is not None:
-            payload["nonce"] = self.nonce
-        payload.update(claims)
-        protected = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False),
-                     **(header or {})}
-        return jws.serialize_compact(protected, json.dumps(payload), self.key, algorithms=["ES256"])
-
-
-def token_request(app: App, holder: Holder | None, **data: str) -> requests.Response:
+def token_request(app: App, holder: DPoPKey | None, **data: str) -> requests.Response:
     headers = {"DPoP": holder.proof("POST", f"{app.server.url}/token")} if holder else {}
     return app.post("/token", data, headers=headers)
 
@@ -79,8 +49,8 @@ def userinfo(server, token: str, proof: str | None, scheme: str = "DPoP") -> req
 _SAME: Any = object()
 
 
-def sign_in_with_par(server, app: App, agent, holder: Holder | None, *,
-                     redeem_with: Holder | None = _SAME, **extra: str) -> requests.Response:
+def sign_in_with_par(server, app: App, agent, holder: DPoPKey | None, *,
+                     redeem_with: DPoPKey | None = _SAME, **extra: str) -> requests.Response:
     """PAR (with a proof when ``holder``), the person consents, the app redeems the code (with a
     proof of ``redeem_with``, by default the same key)."""
     redeem_with = holder if redeem_with is _SAME else redeem_with
@@ -116,7 +86,7 @@ def assert_challenge(response: requests.Response, error: str) -> None:
 
 def test_a_public_app_binds_its_tokens_to_its_key_from_par_to_refresh(server, nat):
     app = make_app(server, token_endpoint_auth_method="none")
-    holder = Holder()
+    holder = DPoPKey()
     response = sign_in_with_par(server, app, nat, holder)
     assert response.status_code == 200, response.text
     tokens = response.json()
@@ -128,7 +98,7 @@ def test_a_public_app_binds_its_tokens_to_its_key_from_par_to_refresh(server, na
     assert found.json()["sub"]
 
     # a public app's refresh token is bound too (RFC 9449 §5): without the key it is refused
-    stolen = token_request(app, Holder(), grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    stolen = token_request(app, DPoPKey(), grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert_proof_refused(stolen)
     assert_proof_refused(token_request(app, None, grant_type="refresh_token",
                                        refresh_token=tokens["refresh_token"]))
@@ -145,13 +115,13 @@ def test_a_public_app_binds_its_tokens_to_its_key_from_par_to_refresh(server, na
 
 def test_a_stolen_bound_token_is_refused_at_userinfo(server, nat):
     app = make_app(server, token_endpoint_auth_method="none")
-    holder = Holder()
+    holder = DPoPKey()
     token = sign_in_with_par(server, app, nat, holder).json()["access_token"]
     url = f"{server.url}/userinfo"
     as_bearer = userinfo(server, token, None, scheme="Bearer")
     assert_challenge(as_bearer, "invalid_token")
     assert_challenge(userinfo(server, token, None), "invalid_dpop_proof")
-    thief = Holder()
+    thief = DPoPKey()
     assert_challenge(userinfo(server, token, thief.proof("GET", url, token=token)), "invalid_dpop_proof")
 
 
@@ -177,14 +147,14 @@ def test_a_client_registered_for_bound_tokens_must_send_a_proof(server):
                    dpop_bound_access_tokens=True)
     assert app.info["dpop_bound_access_tokens"] is True
     assert_proof_refused(token_request(app, None, grant_type="client_credentials"))
-    response = token_request(app, Holder(), grant_type="client_credentials")
+    response = token_request(app, DPoPKey(), grant_type="client_credentials")
     assert response.status_code == 200 and response.json()["token_type"] == "DPoP"
 
 
 def test_dpop_jkt_at_par_binds_the_code_to_that_key(server, nat):
     app = make_app(server)
-    holder = Holder()
-    assert_proof_refused(sign_in_with_par(server, app, nat, None, redeem_with=Holder(), dpop_jkt=holder.jkt))
+    holder = DPoPKey()
+    assert_proof_refused(sign_in_with_par(server, app, nat, None, redeem_with=DPoPKey(), dpop_jkt=holder.jkt))
     assert_proof_refused(sign_in_with_par(server, app, nat, None, redeem_with=None, dpop_jkt=holder.jkt))
     bound = sign_in_with_par(server, app, nat, None, redeem_with=holder, dpop_jkt=holder.jkt)
     assert bound.status_code == 200 and bound.json()["token_type"] == "DPoP"
@@ -192,7 +162,7 @@ def test_dpop_jkt_at_par_binds_the_code_to_that_key(server, nat):
 
 def test_a_proof_at_par_binds_the_code_to_its_key(server, nat):
     app = make_app(server)
-    assert_proof_refused(sign_in_with_par(server, app, nat, Holder(), redeem_with=Holder()))
+    assert_proof_refused(sign_in_with_par(server, app, nat, DPoPKey(), redeem_with=DPoPKey()))
 
 
 def test_dpop_jkt_and_a_proof_at_par_must_name_one_key(server):
@@ -200,8 +170,8 @@ def test_dpop_jkt_and_a_proof_at_par_must_name_one_key(server):
     _, challenge = pkce()
     pushed = app.post("/par", {"response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
                                "code_challenge": challenge, "code_challenge_method": "S256",
-                               "dpop_jkt": Holder().jkt},
-                      headers={"DPoP": Holder().proof("POST", f"{server.url}/par")})
+                               "dpop_jkt": DPoPKey().jkt},
+                      headers={"DPoP": DPoPKey().proof("POST", f"{server.url}/par")})
     assert_proof_refused(pushed)
 
 
@@ -229,39 +199,39 @@ def claims_for(app: App, **extra: Any) -> dict[str, Any]:
 
 
 def test_a_proof_for_another_method_is_refused(machine):
-    assert_proof_refused(proof_request(machine, Holder().proof("GET", f"{machine.server.url}/token")))
+    assert_proof_refused(proof_request(machine, DPoPKey().proof("GET", f"{machine.server.url}/token")))
 
 
 def test_a_proof_for_another_url_is_refused(machine):
-    assert_proof_refused(proof_request(machine, Holder().proof("POST", f"{machine.server.url}/par")))
+    assert_proof_refused(proof_request(machine, DPoPKey().proof("POST", f"{machine.server.url}/par")))
 
 
 def test_the_url_is_compared_without_query_and_fragment(machine):
-    proof = Holder().proof("POST", f"{machine.server.url}/token?x=1#f")
+    proof = DPoPKey().proof("POST", f"{machine.server.url}/token?x=1#f")
     assert proof_request(machine, proof).status_code == 200
 
 
 def test_a_replayed_proof_is_refused(machine):
-    proof = Holder().proof("POST", f"{machine.server.url}/token")
+    proof = DPoPKey().proof("POST", f"{machine.server.url}/token")
     assert proof_request(machine, proof).status_code == 200
     assert_proof_refused(proof_request(machine, proof))
 
 
 def test_a_stale_or_future_proof_is_refused(machine):
     url = f"{machine.server.url}/token"
-    assert_proof_refused(proof_request(machine, Holder().proof("POST", url, iat=int(time.time()) - 120)))
-    assert_proof_refused(proof_request(machine, Holder().proof("POST", url, iat=int(time.time()) + 120)))
+    assert_proof_refused(proof_request(machine, DPoPKey().proof("POST", url, iat=int(time.time()) - 120)))
+    assert_proof_refused(proof_request(machine, DPoPKey().proof("POST", url, iat=int(time.time()) + 120)))
 
 
 def test_a_proof_carrying_a_private_key_is_refused(machine):
-    holder = Holder()
+    holder = DPoPKey()
     proof = holder.proof("POST", f"{machine.server.url}/token",
                          header={"jwk": holder.key.as_dict(private=True)})
     assert_proof_refused(proof_request(machine, proof))
 
 
 def test_an_unsigned_proof_is_refused(machine):
-    holder = Holder()
+    holder = DPoPKey()
     header = {"typ": "dpop+jwt", "alg": "none", "jwk": holder.key.as_dict(private=False)}
     assert_proof_refused(proof_request(machine, unsigned(header, claims_for(machine))))
 
@@ -275,10 +245,10 @@ def test_an_hmac_proof_is_refused(machine):
 
 
 def test_a_proof_of_another_type_or_with_a_bad_signature_is_refused(machine):
-    holder = Holder()
+    holder = DPoPKey()
     url = f"{machine.server.url}/token"
     assert_proof_refused(proof_request(machine, holder.proof("POST", url, header={"typ": "JWT"})))
-    forged = holder.proof("POST", url, header={"jwk": Holder().key.as_dict(private=False)})
+    forged = holder.proof("POST", url, header={"jwk": DPoPKey().key.as_dict(private=False)})
     assert_proof_refused(proof_request(machine, forged))
     assert_proof_refused(proof_request(machine, "not-a-jws"))
 
@@ -287,8 +257,8 @@ def test_two_proofs_are_refused(machine):
     url = f"{machine.server.url}/token"
     headers = HTTPHeaderDict({"Authorization": "Basic " + base64.b64encode(
         f"{machine.client_id}:{machine.secret}".encode()).decode()})
-    headers.add("DPoP", Holder().proof("POST", url))
-    headers.add("DPoP", Holder().proof("POST", url))
+    headers.add("DPoP", DPoPKey().proof("POST", url))
+    headers.add("DPoP", DPoPKey().proof("POST", url))
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     response = urllib3.request("POST", url, body="grant_type=client_credentials", headers=headers,
                                timeout=10)
@@ -296,7 +266,7 @@ def test_two_proofs_are_refused(machine):
 
 
 def test_a_proof_at_userinfo_needs_the_tokens_hash(machine):
-    holder = Holder()
+    holder = DPoPKey()
     token = token_request(machine, holder, grant_type="client_credentials").json()["access_token"]
     url = f"{machine.server.url}/userinfo"
     assert_challenge(userinfo(machine.server, token, holder.proof("GET", url)), "invalid_dpop_proof")
@@ -313,7 +283,7 @@ def test_a_proof_at_userinfo_needs_the_tokens_hash(machine):
 def test_a_server_requiring_nonces_hands_them_out_and_checks_them(make_as):
     server = make_as(AGGREGATOR_DPOP_NONCE="true", AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN)
     app = make_app(server, grant_types=["client_credentials"], redirect_uris=[])
-    holder = Holder()
+    holder = DPoPKey()
     first = token_request(app, holder, grant_type="client_credentials")
     assert_proof_refused(first, "use_dpop_nonce")
     holder.nonce = "v1.not-a-nonce-of-ours"

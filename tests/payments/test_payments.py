@@ -23,7 +23,7 @@ from tests.oauth.apps import (
     response_params,
     walk,
 )
-from tests.oauth.test_dpop import Holder
+from tests.oauth.fapi_client import DPoPKey
 from tests.payments.journeys import (
     consent_page,
     pay,
@@ -257,7 +257,7 @@ def test_deleting_the_person_erases_their_payments(server, shop, nat, sandbox_ba
 
 
 def test_a_dpop_bound_payment_token_reads_the_payment_only_with_its_proof(server, shop, nat, sandbox_bank):
-    holder = Holder()
+    holder = DPoPKey()
     answer, verifier = pay(server, shop, nat, sandbox_bank)
     exchanged = shop.post("/token", {"grant_type": "authorization_code", "code": answer["code"],
                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
