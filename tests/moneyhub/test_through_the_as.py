@@ -1,4 +1,5 @@
-"""The whole story through the AS's pages: a person connects banks via Moneyhub.
+"""The whole story through the AS's pages: a person connects banks via Moneyhub (and pays an
+app through one of them).
 
 The AS, the fake Moneyhub and the person's browser (requests, no JavaScript) talk real HTTP.
 """
@@ -13,7 +14,15 @@ import requests
 
 from tests.fixtures.moneyhub import MoneyhubFake
 from tests.moneyhub.reach import reached, tokens_reaching
-from tests.oauth.apps import INITIAL_ACCESS_TOKEN, code_flow, exchange, make_app
+from tests.oauth.apps import (
+    INITIAL_ACCESS_TOKEN,
+    REDIRECT,
+    code_flow,
+    exchange,
+    make_app,
+    response_params,
+)
+from tests.payments.journeys import at_the_bank, consent_page, payment_sentence, read_payment, token
 
 MODELO = "b9be1fc1e54ae6d4229967411dc28545"
 TEST_BANK = "235bd1c410e96b29dd34aa751d5cb054"
@@ -44,7 +53,12 @@ def connect(agent, institution: str) -> requests.Response:
     started = agent.post_form("/connections/new",
                               {"provider": "moneyhub", "institution": institution})
     assert started.status_code == 303, started.text
-    at_moneyhub = requests.get(started.headers["Location"], allow_redirects=False, timeout=10)
+    return back_from_moneyhub(agent, started.headers["Location"])
+
+
+def back_from_moneyhub(agent, url: str) -> requests.Response:
+    """Approve at the (auto-approving) fake and bring its answer to the AS's callback."""
+    at_moneyhub = requests.get(url, allow_redirects=False, timeout=10)
     assert at_moneyhub.status_code == 302, at_moneyhub.text
     back = at_moneyhub.headers["Location"]
     parts = urlsplit(back)
@@ -247,3 +261,35 @@ def test_no_webhook_route_without_a_secret(make_as, moneyhub_fake):
     env = moneyhub_fake.basic_client.env(moneyhub_fake)
     server = make_as(AGGREGATOR_PLUGINS="moneyhub", **env)
     assert post_webhook(server, {}).status_code == 404
+
+
+def test_an_app_is_paid_through_moneyhub_and_sees_the_payment_complete(moneyhub_as, person_agent,
+                                                                        moneyhub_fake):
+    server = moneyhub_as()
+    agent = person_agent(server)
+    agent.signup("pat")
+    assert connect(agent, MODELO).status_code == 303
+    shop = make_app(server, client_name="Acme Coffee", scope="openid payments")
+
+    page, verifier = consent_page(server, shop, agent)
+    assert payment_sentence(page).startswith("Pay £1.50 to Acme Ltd")
+    assert "Modelo Open Banking Mock" in page.text
+    answer = back_from_moneyhub(agent, at_the_bank(agent, page).headers["Location"])
+    assert answer.headers["Location"].startswith(REDIRECT), answer.text
+    tokens = token(shop, response_params(answer)["code"], verifier)
+
+    # Moneyhub received exactly the payment the app asked for, to a payee made for it
+    (made,) = moneyhub_fake.controls.payments()
+    (payee,) = moneyhub_fake.controls.payees()
+    assert (made.amount, made.payee_ref, made.payee_id) == (150, "COFFEE-42", payee.id)
+    assert (payee.sort_code, payee.account_number, payee.name) == ("123456", "12345678", "Acme Ltd")
+
+    [detail] = tokens["authorization_details"]
+    assert (detail["type"], detail["status"]) == ("payment_initiation", "pending")
+    pending = read_payment(server, tokens["access_token"], detail["payment_id"]).json()
+    assert (pending["status"], pending["institution"]) == ("pending", "Modelo Open Banking Mock")
+
+    moneyhub_fake.controls.settle_payment(made.id)
+    done = read_payment(server, tokens["access_token"], detail["payment_id"]).json()
+    assert done["status"] == "completed"
+    assert done["instructedAmount"] == {"currency": "GBP", "amount": "1.50"}
