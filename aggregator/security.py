@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import itertools
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -18,6 +20,24 @@ F = TypeVar("F", bound=Callable)
 
 CSRF_FIELD = "csrf_token"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class _RequestIds:
+    """Request ids unique per process without a system call each: a random prefix drawn once
+    per process (again after a fork) and a counter. They name log lines; they are not secrets."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if self._pid != os.getpid():
+            self._pid, self._prefix = os.getpid(), secrets.token_hex(4)
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+
+
+_request_ids = _RequestIds()
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -88,7 +108,7 @@ def init_security(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _request_id() -> None:
         supplied = request.headers.get("X-Request-Id", "")
-        g.request_id = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else _request_ids.next()
 
     app.before_request(_check_csrf)
 
