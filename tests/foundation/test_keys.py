@@ -36,9 +36,10 @@ def test_rotation_keeps_old_keys_published(make_as):
 
 def test_key_ring_round_trip_binds_to_the_record():
     ring = KeyRing([("a", secrets.token_bytes(32))])
-    sealed = ring.encrypt_json({"refresh_token": "rt"}, "reg:1")
-    assert ring.decrypt_json(sealed, "reg:1") == {"refresh_token": "rt"}
-    assert "rt" not in sealed
+    secret = "rt-" + secrets.token_urlsafe(24)  # long enough never to appear in the ciphertext by chance
+    sealed = ring.encrypt_json({"refresh_token": secret}, "reg:1")
+    assert ring.decrypt_json(sealed, "reg:1") == {"refresh_token": secret}
+    assert secret not in sealed and "refresh_token" not in sealed
     with pytest.raises(DecryptionError):
         ring.decrypt_json(sealed, "reg:2")  # moved onto another record
 
