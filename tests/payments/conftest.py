@@ -8,18 +8,12 @@ import pytest
 from tests.events.conftest import delivery_worker, receiver, receivers  # noqa: F401 - fixtures
 from tests.fixtures.aggregator import LiveAS, PersonAgent
 from tests.introspection.test_story import connect
-from tests.oauth.apps import INITIAL_ACCESS_TOKEN, App, make_app, signed_up
+from tests.oauth.apps import App, make_app, signed_up
 
 
 @pytest.fixture
-def server(make_as, sandbox_bank) -> LiveAS:
-    return make_as(
-        AGGREGATOR_INITIAL_ACCESS_TOKEN=INITIAL_ACCESS_TOKEN,
-        AGGREGATOR_PLUGINS="sandbox",
-        SANDBOX_URL=sandbox_bank.url,
-        SANDBOX_CLIENT_ID=sandbox_bank.client_id,
-        SANDBOX_CLIENT_SECRET=sandbox_bank.client_secret,
-    )
+def server(sandbox_as) -> LiveAS:
+    return sandbox_as
 
 
 @pytest.fixture
