@@ -58,7 +58,8 @@ def payers(svc: Services, person: PersonRecord, payment: PaymentRequest) -> Paye
             refused.append((record, "reconnect it first"))
             continue
         try:
-            plugin.check_payment(payment)
+            plugin.check_payment(payment, svc.store.registrations.plugin_view(
+                record, person.as_person()))
         except InvalidPaymentRequest as exc:
             refused.append((record, exc.description))
             continue

@@ -268,7 +268,7 @@ class PluginContract:
     def begin(self, plugin: UpstreamPlugin, payer: Registration,
               payment: PaymentRequest) -> tuple[str, LinkStart, dict[str, Any]]:
         assert isinstance(plugin, PaymentsCapability)
-        plugin.check_payment(payment)
+        plugin.check_payment(payment, payer)
         state = secrets.token_urlsafe(16)
         start = plugin.begin_payment(payer, payment, state=state)
         assert urlsplit(start.redirect_url).scheme in ("http", "https")

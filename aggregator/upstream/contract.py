@@ -409,8 +409,13 @@ class PaymentsCapability(ABC):
     ``payment_status`` whenever the app asks.
     """
 
-    def check_payment(self, payment: PaymentRequest) -> None:  # noqa: B027 - optional hook
-        """Raise :class:`InvalidPaymentRequest` when the upstream cannot make this payment."""
+    def check_payment(  # noqa: B027 - optional hook
+        self, payment: PaymentRequest, registration: Registration | None = None
+    ) -> None:
+        """Raise :class:`InvalidPaymentRequest` when the upstream cannot make this payment, or
+        (given ``registration``) cannot make it from that registration (a card issuer holds no
+        account to pay from). Called before anything is sent: keep it to known rules and
+        cached metadata."""
 
     @abstractmethod
     def begin_payment(

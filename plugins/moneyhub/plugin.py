@@ -446,8 +446,10 @@ class MoneyhubPlugin(UpstreamPlugin, PaymentsCapability):
 
     # ------------------------------------------------------------------ payments
 
-    def check_payment(self, payment: PaymentRequest) -> None:
-        """GBP, a positive amount in whole pence, references of at most 18 characters."""
+    def check_payment(self, payment: PaymentRequest,
+                      registration: Registration | None = None) -> None:
+        """GBP, a positive amount in whole pence, references of at most 18 characters (from any
+        connection: Moneyhub's payment journey picks the account at the bank)."""
         payments.check(payment)
 
     def begin_payment(

@@ -36,17 +36,24 @@ class SandboxPayments(OIDCPlugin, PaymentsCapability):
     """The OIDC plugin plus the sandbox bank's payment API: what
     :class:`plugins.sandbox.plugin.SandboxPlugin` builds on."""
 
-    def check_payment(self, payment: PaymentRequest) -> None:
+    def check_payment(self, payment: PaymentRequest,
+                      registration: Registration | None = None) -> None:
         if payment.currency != "GBP":
             raise InvalidPaymentRequest("The sandbox bank pays in GBP only.")
         for name, value in (("reference", payment.reference),
                             ("statement reference", payment.debtor_reference or "")):
             if len(value) > MAX_REFERENCE:
                 raise InvalidPaymentRequest(f"its {name} is longer than {MAX_REFERENCE} characters")
+        if registration is not None:
+            # an institution's metadata (cached) lists "payments" only where accounts can pay
+            scopes = self.upstream(registration.metadata["issuer"]).metadata().get(
+                "scopes_supported", [])
+            if "payments" not in scopes:
+                raise InvalidPaymentRequest("it holds no account a payment can come from")
 
     def begin_payment(self, registration: Registration, payment: PaymentRequest, *,
                       state: str) -> LinkStart:
-        self.check_payment(payment)
+        self.check_payment(payment, registration)
         issuer = registration.metadata["issuer"]
         upstream = self.upstream(issuer)
         consent = self._bank_json(upstream, "POST", f"{issuer}/payment-consents", 201, json={

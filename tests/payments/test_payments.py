@@ -11,6 +11,7 @@ import requests
 
 from aggregator.accounts.lifecycle import delete_person
 from aggregator.store import key_names
+from tests.introspection.test_story import connect
 from tests.oauth.apps import (
     DATA,
     REDIRECT,
@@ -298,3 +299,13 @@ def test_one_apps_data_grant_and_payment_stay_apart(server, nat, sandbox_bank):
     assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
     data = app.post("/introspect", {"token": data_tokens["access_token"]}).json()
     assert set(data["institutions"]) == {"Bank of Astoria"}
+
+
+def test_a_card_issuer_is_not_offered_to_pay(server, nat, shop, sandbox_bank):
+    """Monami Card holds no account a payment can come from (its metadata offers no payments
+    scope): the page says so and offers only Bank of Astoria; the bank saw no consent for it."""
+    connect(nat, sandbox_bank, "monami")
+    page, _ = consent_page(server, shop, nat)
+    assert page.text.count('type="radio" name="registration"') == 1
+    assert "Not offered: Monami Card (it holds no account a payment can come from)" in page.text
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0

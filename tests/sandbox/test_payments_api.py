@@ -8,7 +8,6 @@ import time
 import requests
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from tests.fixtures.sandbox import csrf_token
 from tests.sandbox.flows import REDIRECT_URI, api_get, connect, query, token_request
 
 VERIFIER = "v" * 43
@@ -97,18 +96,15 @@ def test_a_data_token_cannot_pay_and_a_denied_consent_cannot_be_used(sandbox_ban
 
 
 def test_a_card_issuer_has_no_account_to_pay_from(sandbox_bank):
+    """Its metadata offers no payments scope, and it takes no payment consent."""
+    metadata = requests.get(f"{sandbox_bank.issuer('monami')}/.well-known/oauth-authorization-server",
+                            timeout=10).json()
+    assert "payments" not in metadata["scopes_supported"]
+    bank = requests.get(f"{sandbox_bank.issuer('astoria')}/.well-known/oauth-authorization-server",
+                        timeout=10).json()
+    assert "payments" in bank["scopes_supported"]
     created = requests.post(f"{sandbox_bank.issuer('monami')}/payment-consents", json=PAYMENT,
                             auth=(sandbox_bank.client_id, sandbox_bank.client_secret), timeout=10)
-    url = requests.Request("GET", f"{sandbox_bank.issuer('monami')}/authorize", params={
-        "response_type": "code", "client_id": sandbox_bank.client_id, "redirect_uri": REDIRECT_URI,
-        "scope": "payments", "state": "s-1", "consent_id": created.json()["consent_id"],
-        "code_challenge": create_s256_code_challenge(VERIFIER), "code_challenge_method": "S256",
-    }).prepare().url
-    browser = requests.Session()
-    page = browser.get(url, timeout=10)
-    approval = browser.post(url, timeout=10, data={"csrf_token": csrf_token(page.text),
-                                                   "username": "nat", "password": "sandbox"})
-    assert 'id="no-account"' in approval.text and 'value="allow"' not in approval.text
-    forced = browser.post(url, timeout=10, data={"csrf_token": csrf_token(approval.text),
-                                                 "decision": "allow"}, allow_redirects=False)
-    assert forced.status_code == 400 and "Choose the account to pay from" in forced.text
+    assert created.status_code == 400 and created.json()["error"] == "invalid_request"
+    assert "no account a payment can come from" in created.json()["error_description"]
+    assert sandbox_bank.admin.stats()["payment_consents"] == 0

@@ -21,6 +21,11 @@ class Institution:
     def issuer(self, public_url: str) -> str:
         return f"{public_url}/{self.slug}"
 
+    @property
+    def makes_payments(self) -> bool:
+        """Only a bank holds current and savings accounts, which payments come from."""
+        return self.kind == "bank"
+
 
 INSTITUTIONS: dict[str, Institution] = {
     institution.slug: institution

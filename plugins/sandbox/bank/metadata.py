@@ -34,7 +34,7 @@ def authorization_server_metadata(institution: Institution) -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "revocation_endpoint": f"{issuer}/revoke",
         "userinfo_endpoint": f"{issuer}/userinfo",
-        "scopes_supported": [*SCOPES, PAYMENT_SCOPE],
+        "scopes_supported": [*SCOPES, *([PAYMENT_SCOPE] if institution.makes_payments else [])],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

@@ -48,6 +48,8 @@ _TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,140}$")
 @bp.post("/<institution:institution>/payment-consents")
 def create_consent(institution: Institution) -> tuple[dict[str, Any], int]:
     client_id = authenticated_client()
+    if not institution.makes_payments:  # its metadata lists no "payments" scope either
+        raise InvalidRequestError(f"{institution.name} holds no account a payment can come from.")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidRequestError("Send the payment as a JSON object.")
