@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 if TYPE_CHECKING:
     from aggregator.services import Services
@@ -71,7 +72,7 @@ class PoolWorker(ABC, Generic[Item]):
     def handle(self, item: Item) -> None:
         """Run one item (on a pool thread); an exception is logged, never raised further."""
 
-    def store_failed(self, exc: redis.RedisError) -> None:  # noqa: B027 - optional hook
+    def store_failed(self, exc: Exception) -> None:  # noqa: B027 - optional hook
         """The loop met a Redis failure (counted by the refresher)."""
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,7 +106,7 @@ class PoolWorker(ABC, Generic[Item]):
                     last_beat = time.monotonic()
                 self.between_takes()
                 self._take_and_run()
-            except redis.RedisError as exc:
+            except (redis.RedisError, RedisClusterException) as exc:  # the second: no node answers
                 if self._stopping.wait(0.5):
                     break  # stopping with the rest of `make run`, whose Redis stops too
                 log.warning(f"{self.label}: Redis unavailable", extra={"error": type(exc).__name__})

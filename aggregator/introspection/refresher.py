@@ -67,7 +67,7 @@ class Refresher(PoolWorker[RefreshJob]):
         self.metrics.jobs_taken(len(taken))
         return taken
 
-    def store_failed(self, exc: redis.RedisError) -> None:
+    def store_failed(self, exc: Exception) -> None:
         self.metrics.store_failed(exc)
 
     # ------------------------------------------------------------------ one job

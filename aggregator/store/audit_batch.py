@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
+from aggregator.store.faults import store_fault
 
 log = logging.getLogger("aggregator.audit")
 
@@ -58,7 +58,9 @@ class AuditBatch:
         self._wake.set()
 
     def flush(self) -> None:
-        """Write every queued event now (raises the RedisError that prevented it)."""
+        """Write every queued event now (raises the store fault that prevented it, the events
+        kept for the next attempt; anything else is a bug: logged, and those events dropped so
+        they cannot jam the queue)."""
         with self._writing:
             with self._mutex:
                 events = list(self._pending)
@@ -67,7 +69,10 @@ class AuditBatch:
                 return
             try:
                 self._write(events)
-            except redis.RedisError:
+            except Exception as exc:
+                if store_fault(exc) is None:
+                    log.exception("audit events dropped: they could not be written")
+                    return
                 with self._mutex:  # back in front, in order, for the next attempt
                     self._pending.extendleft(reversed(events))
                 raise
@@ -95,7 +100,7 @@ def _run(ref: weakref.ref[AuditBatch], wake: threading.Event) -> None:
         time.sleep(FLUSH_SECONDS)  # let the batch gather
         try:
             batch.flush()
-        except redis.RedisError as exc:
+        except Exception as exc:  # a store fault (Redis, Sentinel or a cluster unreachable)
             log.warning("audit events not written yet; retrying", extra={"error": type(exc).__name__})
             wake.set()
             time.sleep(RETRY_SECONDS)
@@ -107,7 +112,7 @@ def flush_all() -> None:
     for batch in list(_batches):
         try:
             batch.flush()
-        except redis.RedisError:
+        except Exception:  # a store fault: flush has kept them, but nobody will try again
             log.exception("audit events lost at shutdown: Redis refused them")
 
 
