@@ -104,13 +104,23 @@ def stage_fact(pipe: Any, person_id: str, fact: dict[str, Any]) -> None:
     pipe.xadd(key_names.event_outbox(person_id), {"fact": json.dumps(fact, separators=(",", ":"))})
 
 
+def execute_with_fact(client: redis.Redis, pipe: Any, person_id: str,
+                      fact: dict[str, Any] | None) -> list[Any]:
+    """Run the transaction ``pipe`` (a MULTI in the person's slot, holding a change) with
+    ``fact`` added to the person's outbox in it, the person announced just before it runs and
+    again after; without a fact, just run it. Returns the transaction's results."""
+    if fact is None:
+        return pipe.execute()
+    announce(client, person_id)
+    stage_fact(pipe, person_id, fact)
+    results = pipe.execute()
+    announce(client, person_id)
+    return results
+
+
 def record_fact(client: redis.Redis, person_id: str, fact: dict[str, Any]) -> None:
     """A fact that changes nothing else (new data at an institution): announced and written."""
-    announce(client, person_id)
-    pipe = client.pipeline(transaction=True)
-    stage_fact(pipe, person_id, fact)
-    pipe.execute()
-    announce(client, person_id)
+    execute_with_fact(client, client.pipeline(transaction=True), person_id, fact)
 
 
 class EventOutbox:

@@ -19,7 +19,7 @@ import redis
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
-from aggregator.store.events import announce, stage_fact
+from aggregator.store.events import execute_with_fact
 from aggregator.upstream.contract import DATA_SCOPES
 
 #: registration id -> the data scopes granted for it
@@ -132,8 +132,6 @@ class GrantRepository(Repository):
 
     def _change(self, grant: Grant, change: Any, fact: dict[str, Any] | None = None) -> Grant:
         """Read the grant, apply ``change``, write it back; retried if it changed meanwhile."""
-        if fact is not None:
-            announce(self.redis, grant.person_id)
         key = key_names.grant(grant.person_id, grant.id)
         pairs_key = key_names.grant_pairs(grant.person_id, grant.id)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -152,11 +150,7 @@ class GrantRepository(Repository):
                     pipe.delete(pairs_key)
                     if pairs:
                         pipe.hset(pairs_key, mapping=_encode(pairs))
-                    if fact is not None:
-                        stage_fact(pipe, grant.person_id, fact)
-                    pipe.execute()
-                    if fact is not None:
-                        announce(self.redis, grant.person_id)
+                    execute_with_fact(self.redis, pipe, grant.person_id, fact)
                     self.replicated(grant.person_id, "changed grant")
                     return Grant(grant.id, grant.client_id, grant.person_id, tuple(scopes), pairs,
                                  current.created_at, now, frozenset(claims))
@@ -165,16 +159,10 @@ class GrantRepository(Repository):
 
     def delete(self, person_id: str, grant_id: str, fact: dict[str, Any] | None = None) -> bool:
         """Delete the grant; ``fact`` goes to the person's event outbox in the same transaction."""
-        if fact is not None:
-            announce(self.redis, person_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(key_names.grant(person_id, grant_id), key_names.grant_pairs(person_id, grant_id))
         pipe.srem(key_names.grants(person_id), grant_id)
-        if fact is not None:
-            stage_fact(pipe, person_id, fact)
-        removed = pipe.execute()[0]
-        if fact is not None:
-            announce(self.redis, person_id)
+        removed = execute_with_fact(self.redis, pipe, person_id, fact)[0]
         self.redis.delete(key_names.grant_owner(grant_id))
         return bool(removed)
 

@@ -17,7 +17,7 @@ from typing import Any
 from aggregator.crypto import token_hash
 from aggregator.store import key_names
 from aggregator.store.base import Repository, remember_person_key
-from aggregator.store.events import announce, stage_fact
+from aggregator.store.events import execute_with_fact
 from aggregator.upstream.contract import PaymentRequest, PaymentStatus
 
 PAYMENT_STATE_TTL = 600
@@ -112,15 +112,9 @@ class PaymentRepository(Repository):
             return record
         updated = replace(record, status=status, error=error, updated_at=self.now())
         key = key_names.payment(record.person_id, record.id)
-        if fact is not None:
-            announce(self.redis, record.person_id)
         pipe = self.redis.pipeline(transaction=True)  # one slot: the person's
         pipe.set(key, self.keyring.encrypt_json(updated.as_dict(), key), keepttl=True, xx=True)
-        if fact is not None:
-            stage_fact(pipe, record.person_id, fact)
-        pipe.execute()
-        if fact is not None:
-            announce(self.redis, record.person_id)
+        execute_with_fact(self.redis, pipe, record.person_id, fact)
         return updated
 
     def for_person(self, person_id: str, limit: int = 50) -> list[PaymentRecord]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aggregator.store import key_names
 from aggregator.store.base import Repository
-from aggregator.store.events import announce, stage_fact
+from aggregator.store.events import announce, execute_with_fact
 from aggregator.upstream.contract import (
     DATA_SCOPES,
     Institution,
@@ -171,14 +171,11 @@ class RegistrationRepository(Repository):
             "created_at": existing.created_at if existing else now,
             "updated_at": now,
         }
-        back = existing is not None and existing.status != "ok"
-        if back:
-            announce(self.redis, person_id)
+        # reconnected: apps hear the institution is ok again, with the change itself
+        reconnected = None if existing is None or existing.status == "ok" else {
+            "type": "registration_status", "registration_id": rid, "status": "ok",
+            "previous": existing.status, "at": now}
         pipe = self.redis.pipeline(transaction=True)
-        if back:  # reconnected: apps hear the institution is ok again, with the change itself
-            stage_fact(pipe, person_id, {"type": "registration_status", "registration_id": rid,
-                                         "status": "ok", "previous": existing.status,
-                                         "at": now})
         if existing and existing.external_id != linked.external_id:
             pipe.delete(key_names.registration_by_external(person_id, provider, existing.external_id))
         self._drop_tokens(pipe, person_id, rid)
@@ -187,9 +184,7 @@ class RegistrationRepository(Repository):
         pipe.set(key_names.registration_by_external(person_id, provider, linked.external_id), rid)
         if linked.token is not None:
             self._put_token(pipe, person_id, rid, FULL_SCOPE_KEY, linked.token)
-        pipe.execute()
-        if back:
-            announce(self.redis, person_id)
+        execute_with_fact(self.redis, pipe, person_id, reconnected)
         self.replicated(person_id, "linked registration")
         return self.get(person_id, rid)  # type: ignore[return-value]
 
