@@ -197,7 +197,8 @@ class LocalCache:
         if not self._arrived((listener, tracking)) and not self._io.locked():
             return
         with self._io:
-            if self._listener is None or not self._readable(self._ready, 0):
+            if self._listener is None or not self._readable(
+                    (self._listener, self._tracking), self._ready, 0):
                 return
             try:
                 while self._listener.can_read(timeout=0):
@@ -209,23 +210,22 @@ class LocalCache:
             except (redis.RedisError, OSError, ValueError) as exc:
                 self._lost(f"a tracking connection failed ({exc})")
 
-    @staticmethod
-    def _arrived(conns: tuple[Any, Any]) -> bool:
-        """Whether either connection has unread bytes (or EOF): a stateless ``select`` any
-        thread may call, unlike the poll objects; a closed socket counts as something to read."""
+    @classmethod
+    def _arrived(cls, conns: tuple[Any, Any]) -> bool:
+        """:meth:`_readable` with a stateless ``select``, which any thread may call, unlike the
+        poll objects; a socket closed meanwhile counts as something to read."""
         try:
             socks = [conn._sock for conn in conns]
-            if any(getattr(sock, "pending", _nothing)() for sock in socks):
-                return True
-            return bool(select.select(socks, [], [], 0)[0])
+            return cls._readable(conns, lambda timeout: bool(select.select(socks, [], [], timeout)[0]), 0)
         except (OSError, ValueError, TypeError, AttributeError):
             return True  # closed meanwhile: the locked drain finds out
 
-    def _readable(self, poller: Callable[[float], bool], timeout: float) -> bool:
+    @staticmethod
+    def _readable(conns: tuple[Any, Any], poller: Callable[[float], bool], timeout: float) -> bool:
         """One syscall: has either connection anything to read (data, or EOF)? A drain reads
         every complete reply, so what the parsers buffer never waits unseen; TLS may hold
         decrypted bytes the socket no longer shows."""
-        if any(getattr(conn._sock, "pending", _nothing)() for conn in (self._listener, self._tracking)):
+        if any(getattr(conn._sock, "pending", _nothing)() for conn in conns):
             return True
         return poller(timeout)
 
