@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 #: deeper than any document we accept needs (client metadata and claims requests nest 3-4 levels)
@@ -70,3 +71,21 @@ def check_compact_jws(value: str, *, max_depth: int = MAX_DEPTH) -> None:
         except (binascii.Error, ValueError):
             continue  # not base64url: the JOSE library refuses it on its own
         check_depth(decoded, max_depth)
+
+
+def request_object(what: str, invalid: Callable[[str], Exception]) -> dict[str, Any]:
+    """The Flask request's body as a JSON object: 415 unless it is ``application/json``, and
+    ``invalid(description)`` raised for a body that is not one (``what`` names it)."""
+    from flask import request
+
+    from aggregator.errors import UnsupportedMediaType
+
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(f"Send the {what} as application/json.")
+    try:
+        document = loads(request.get_data())
+    except ValueError as exc:
+        raise invalid(f"The body is not acceptable JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise invalid(f"The body must be a JSON object ({what}).")
+    return document

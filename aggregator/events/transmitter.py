@@ -29,7 +29,6 @@ from aggregator.errors import (
     InvalidRequest,
     NotFound,
     TooManyRequests,
-    UnsupportedMediaType,
     api_blueprint,
 )
 from aggregator.events import types
@@ -100,14 +99,7 @@ def _app(endpoint: str) -> tuple[Services, str]:
 
 
 def _body(schema: Schema) -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("Send a JSON object (application/json).")
-    try:
-        document = json_input.loads(request.get_data())
-    except ValueError as exc:
-        raise InvalidRequest(f"The body is not acceptable JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidRequest("The body must be a JSON object.")
+    document = json_input.request_object("stream request", InvalidRequest)
     try:
         return schema.load(document)
     except ValidationError as exc:

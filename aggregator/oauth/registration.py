@@ -19,7 +19,6 @@ from aggregator.errors import (
     InvalidClientMetadata,
     InvalidRequest,
     RegistrationClosed,
-    UnsupportedMediaType,
 )
 from aggregator.oauth.blueprints import api
 from aggregator.oauth.clients import delete_client, register_client, rotate_registration_token, update_client
@@ -69,15 +68,7 @@ def configure(client_id: str):
 
 
 def _json_body() -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("Send the client metadata as application/json.")
-    try:
-        document = json_input.loads(request.get_data())
-    except ValueError as exc:
-        raise InvalidClientMetadata(f"The body is not acceptable JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidClientMetadata("The body must be a JSON object of client metadata.")
-    return document
+    return json_input.request_object("client metadata", InvalidClientMetadata)
 
 
 def _check_initial_access_token(svc: Services) -> None:
